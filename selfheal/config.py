@@ -1,0 +1,265 @@
+"""selfheal.yaml -> typed settings, with environment overrides.
+
+Precedence (highest first): ``SELFHEAL_<SECTION>_<KEY>`` variables, the
+ecosystem's own variables (OPENAI_*, LANGSMITH_*, AWS_*), selfheal.yaml,
+built-in defaults. Unknown keys and bad values are one-line errors naming the
+key (and the file line when it comes from selfheal.yaml).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from selfheal.errors import ConfigError, FileFormatError
+
+CONFIG_FILENAME = "selfheal.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelSettings(_Section):
+    """Chat model provider. ``auto``: OPENAI_API_KEY/OPENAI_BASE_URL set -> openai, else local."""
+
+    provider: Literal["auto", "openai", "local"] = "auto"
+    name: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(512, ge=1, le=32768)
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(1, ge=0, le=10)
+    # local (llama-cpp-python) only
+    gguf_path: str | None = None
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: int | None = Field(None, ge=1)
+    seed: int = 0
+    # record/replay response cache
+    cache_mode: Literal["off", "record", "replay"] = "off"
+    cache_dir: str = ".selfheal/cache/responses"
+
+
+class TracingSettings(_Section):
+    """Local SQLite store always; LangSmith as well when configured."""
+
+    store: str = ".selfheal/traces.sqlite"
+    project: str = "selfheal"
+    langsmith: bool = False
+    langsmith_api_key: SecretStr | None = None
+    langsmith_endpoint: str | None = None
+    langsmith_exit_timeout_s: float = Field(2.0, ge=0)
+
+
+class PathsSettings(_Section):
+    prompts: str = "prompts"
+    cheatsheet: str = "cheatsheet"
+    evals: str = "evals"
+    state: str = ".selfheal"
+
+
+class ThresholdsSettings(_Section):
+    """Routing and budget thresholds of the workflow (see agent/edges.py)."""
+
+    success_rate: float = Field(0.7, ge=0.0, le=1.0)
+    efficiency: float = Field(0.7, ge=0.0, le=1.0)
+    recent_runs: int = Field(20, ge=1)
+    max_steps: int = Field(8, ge=1, le=100)
+    top_k: int = Field(3, ge=0, le=50)
+    context_token_budget: int = Field(3000, ge=100)
+
+
+class AwsSettings(_Section):
+    """``simulated`` seeds a moto account from a scenario; ``real`` uses boto3's credentials."""
+
+    mode: Literal["simulated", "real"] = "simulated"
+    region: str = "us-east-1"
+    profile: str | None = None
+
+
+class Settings(_Section):
+    agent: str = "lambda_ops"
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+    paths: PathsSettings = Field(default_factory=PathsSettings)
+    thresholds: ThresholdsSettings = Field(default_factory=ThresholdsSettings)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    learning: bool = True
+
+    # Not read from the file: where the repository root is.
+    root: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_name(cls, v: str) -> str:
+        if not v or not v.replace("_", "").replace("-", "").isalnum():
+            raise ValueError("must be a simple name (letters, digits, _ or -)")
+        return v
+
+    # -- resolved paths -------------------------------------------------
+    def path(self, rel: str) -> Path:
+        p = Path(rel).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.path(self.paths.prompts) / self.agent
+
+    @property
+    def cheatsheet_dir(self) -> Path:
+        return self.path(self.paths.cheatsheet)
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.path(self.paths.evals) / self.agent
+
+    @property
+    def scenarios_dir(self) -> Path:
+        return self.evals_dir / "scenarios"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.path(self.paths.state)
+
+    @property
+    def trace_store_path(self) -> Path:
+        return self.path(self.tracing.store)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.state_dir / "checkpoints.sqlite"
+
+    @property
+    def response_cache_dir(self) -> Path:
+        return self.path(self.model.cache_dir)
+
+
+# Environment variables of the ecosystem -> settings key paths.
+_ECOSYSTEM_ENV: dict[str, tuple[str, ...]] = {
+    "OPENAI_API_KEY": ("model", "api_key"),
+    "OPENAI_BASE_URL": ("model", "base_url"),
+    "OPENAI_MODEL": ("model", "name"),
+    "LANGSMITH_API_KEY": ("tracing", "langsmith_api_key"),
+    "LANGSMITH_ENDPOINT": ("tracing", "langsmith_endpoint"),
+    "LANGSMITH_PROJECT": ("tracing", "project"),
+    "LANGSMITH_TRACING": ("tracing", "langsmith"),
+    "AWS_REGION": ("aws", "region"),
+    "AWS_PROFILE": ("aws", "profile"),
+}
+# SELFHEAL_* variables that are not settings.
+_RESERVED_ENV = {"SELFHEAL_CONFIG", "SELFHEAL_HOME", "SELFHEAL_MODEL_CACHE"}
+
+
+def _set(tree: dict[str, Any], keys: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[k] = nxt
+        node = nxt
+    node[keys[-1]] = value
+
+
+def _selfheal_env_key(var: str) -> tuple[str, ...]:
+    """SELFHEAL_MODEL_CACHE_MODE -> ('model', 'cache_mode'); SELFHEAL_AGENT -> ('agent',)."""
+    rest = var[len("SELFHEAL_") :].lower()
+    for section, model in Settings.model_fields.items():
+        ann = model.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            prefix = section + "_"
+            if rest.startswith(prefix):
+                key = rest[len(prefix) :]
+                if key in ann.model_fields:
+                    return (section, key)
+                raise ConfigError(f"{var}: unknown setting '{section}.{key}'")
+        elif rest == section and section != "root":
+            return (section,)
+    raise ConfigError(f"{var}: unknown setting '{rest}'")
+
+
+def _env_overrides(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    tree: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
+    for var, keys in _ECOSYSTEM_ENV.items():
+        val = env.get(var)
+        if val not in (None, ""):
+            _set(tree, keys, val)
+            origin[keys] = var
+    for var in sorted(env):
+        if var.startswith("SELFHEAL_") and var not in _RESERVED_ENV:
+            keys = _selfheal_env_key(var)
+            _set(tree, keys, env[var])
+            origin[keys] = var
+    return tree, origin
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = _merge(dict(out[k]), v)
+        else:
+            out[k] = v
+    return out
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory (upwards) holding selfheal.yaml, else ``start``."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / CONFIG_FILENAME).is_file():
+            return d
+    return here
+
+
+def load_settings(
+    root: Path | None = None,
+    *,
+    config_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Load settings for the repository at ``root`` (found upwards from cwd by default)."""
+    from selfheal.yamlio import line_of, read_yaml, to_plain, validation_message
+
+    env = os.environ if env is None else env
+    if config_path is None and env.get("SELFHEAL_CONFIG"):
+        config_path = Path(env["SELFHEAL_CONFIG"])
+    if config_path is not None:
+        config_path = Path(config_path)
+        root = root or config_path.resolve().parent
+    else:
+        root = find_root(root)
+        config_path = root / CONFIG_FILENAME
+
+    raw: Any = {}
+    if config_path.is_file():
+        raw = read_yaml(config_path)
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise FileFormatError(config_path, 1, "expected a mapping at the top level")
+    elif config_path != root / CONFIG_FILENAME:
+        raise ConfigError(f"{config_path}: config file not found")
+
+    env_tree, env_origin = _env_overrides(env)
+    data = _merge(to_plain(raw), env_tree)
+    if overrides:
+        data = _merge(data, overrides)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(str(x) for x in err.get("loc", ()))
+        if loc in env_origin:
+            raise ConfigError(f"{env_origin[loc]}: {validation_message(err)}") from None
+        line = line_of(raw, loc) if raw else None
+        raise FileFormatError(config_path, line, validation_message(err)) from None
+    settings.root = root
+    return settings

@@ -1,0 +1,165 @@
+"""Round-trip YAML I/O with line numbers and atomic writes.
+
+Every reviewed file (context, cheatsheet entries, scenarios, selfheal.yaml) is
+read through here so that (a) validation errors name ``file:line`` and
+(b) code that rewrites a file keeps its comments and key order (ruamel
+round-trip) and never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from selfheal.errors import FileFormatError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 100
+    y.indent(mapping=2, sequence=4, offset=2)
+    return y
+
+
+def parse_yaml(text: str, path: Path | str = "<string>") -> Any:
+    """Parse YAML text round-trip; syntax errors become ``file:line: message``."""
+    try:
+        return _yaml().load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise FileFormatError(path, line, f"invalid YAML: {problem}") from None
+    except YAMLError as exc:  # pragma: no cover - ruamel raises marked errors in practice
+        raise FileFormatError(path, None, f"invalid YAML: {exc}") from None
+
+
+def read_yaml(path: Path | str) -> Any:
+    """Read a YAML file round-trip (keeps comments/order for a later rewrite)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileFormatError(p, None, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(p, None, f"not UTF-8 text ({exc.reason})") from None
+    return parse_yaml(text, p)
+
+
+def dump_yaml(data: Any) -> str:
+    """Serialise (round-trip) data to YAML text."""
+    buf = io.StringIO()
+    _yaml().dump(data, buf)
+    return buf.getvalue()
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """Write a file atomically: temp file in the same directory, fsync, rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if p.exists():
+            os.chmod(tmp, p.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_yaml(path: Path | str, data: Any) -> None:
+    """Dump round-trip data and write it atomically."""
+    atomic_write_text(path, dump_yaml(data))
+
+
+def line_of(data: Any, loc: tuple[Any, ...] | list[Any]) -> int | None:
+    """Best 1-based line for a key path in round-trip data (deepest node found)."""
+    node = data
+    line: int | None = None
+    if isinstance(node, (CommentedMap, CommentedSeq)) and hasattr(node, "lc"):
+        line = node.lc.line + 1
+    for key in loc:
+        if isinstance(node, CommentedMap):
+            if key not in node:
+                break
+            try:
+                line = node.lc.key(key)[0] + 1
+            except (KeyError, TypeError, AttributeError):
+                pass
+            node = node[key]
+        elif isinstance(node, CommentedSeq):
+            if not isinstance(key, int) or key >= len(node):
+                break
+            try:
+                line = node.lc.item(key)[0] + 1
+            except (KeyError, TypeError, AttributeError, IndexError):
+                pass
+            node = node[key]
+        else:
+            break
+    return line
+
+
+def format_loc(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts: list[str] = []
+    for key in loc:
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        else:
+            parts.append(("." if parts else "") + str(key))
+    return "".join(parts) or "<root>"
+
+
+def to_plain(data: Any) -> Any:
+    """Round-trip containers -> plain dict/list (for pydantic validation)."""
+    if isinstance(data, dict):
+        return {str(k): to_plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [to_plain(v) for v in data]
+    return data
+
+
+def validation_message(err: dict[str, Any]) -> str:
+    loc = tuple(err.get("loc", ()))
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return f"unknown key '{format_loc(loc)}'"
+    if kind == "missing":
+        return f"missing required key '{format_loc(loc)}'"
+    msg = err.get("msg", "invalid value")
+    return f"'{format_loc(loc)}': {msg}"
+
+
+def validate(model: type[M], data: Any, path: Path | str, **context: Any) -> M:
+    """Validate round-trip YAML data into a pydantic model; errors name file:line."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise FileFormatError(path, line_of(data, ()), "expected a mapping at the top level")
+    try:
+        return model.model_validate(to_plain(data), context=context or None)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err.get("loc", ()))
+        line = line_of(data, loc)
+        raise FileFormatError(path, line, validation_message(err)) from None
