@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_PIECE = re.compile(r"[A-Za-z]+|\d{1,3}|[^\sA-Za-z\d]")
+_PIECE = re.compile(r"[A-Za-z]+(?:_[A-Za-z]+)*|\d{1,3}|[^\sA-Za-z\d]")
 
 
 def count_tokens(text: str) -> int:

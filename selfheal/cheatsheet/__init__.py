@@ -1,1 +1,1 @@
-
+"""Dynamic Cheatsheet: entry model, one-file-per-entry YAML store, retrieval."""

@@ -1,0 +1,139 @@
+"""Render the agent's system prompt from its Jinja template.
+
+StrictUndefined turns a typo in a reviewed template into an error naming the
+template line instead of a silently empty section in production. The
+template gets plain views (ids, one-line texts), never live objects, so what
+it can reach is exactly :data:`TEMPLATE_VARIABLES`; it runs sandboxed because
+optimizers render candidate templates they generated themselves.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from jinja2 import (
+    BaseLoader,
+    ChoiceLoader,
+    FileSystemLoader,
+    FunctionLoader,
+    StrictUndefined,
+    Template,
+    TemplateError,
+    TemplateSyntaxError,
+)
+from jinja2.sandbox import SandboxedEnvironment
+
+from selfheal.cheatsheet.model import EntryBase
+from selfheal.context.model import AgentContext, Example, Instruction
+from selfheal.errors import FileFormatError
+
+# What the renderer passes to the template (lint checks templates against it).
+TEMPLATE_VARIABLES: frozenset[str] = frozenset(
+    {"task", "task_type", "version", "instructions", "examples", "entries", "tools"}
+)
+USED_PREFIX = "USED:"
+
+
+@dataclass(frozen=True)
+class PromptEntry:
+    """A cheatsheet entry as the template sees it; ``str()`` is ``[id] text``."""
+
+    id: str
+    section: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"[{self.id}] {self.text}"
+
+
+@dataclass(frozen=True)
+class PromptTool:
+    name: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.description}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def effective_tools(ctx: AgentContext, tools: Sequence[tuple[str, str]]) -> list[PromptTool]:
+    """The tools in code order, each with the context's description override if it has one."""
+    return [PromptTool(name, _one_line(ctx.tool_description(name, desc))) for name, desc in tools]
+
+
+def make_environment(search_dir: Path | None, name: str, source: str, filename: str) -> SandboxedEnvironment:
+    """A strict, sandboxed environment serving ``source`` as ``name`` (includes from ``search_dir``)."""
+    primary = FunctionLoader(lambda n: (source, filename, lambda: True) if n == name else None)
+    loaders: list[BaseLoader] = [primary]
+    if search_dir is not None:
+        loaders.append(FileSystemLoader(str(search_dir)))
+    return SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def template_error_line(exc: BaseException, filename: str) -> int | None:
+    """The template line an error was raised at (Jinja maps frames to template lines)."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == filename:
+            line = frame.lineno
+    return line
+
+
+@lru_cache(maxsize=16)
+def _compile(source_dir: str | None, name: str, source: str) -> Template:
+    filename = str(Path(source_dir or ".") / name)
+    env = make_environment(Path(source_dir) if source_dir else None, name, source, filename)
+    try:
+        return env.get_template(name)
+    except TemplateSyntaxError as exc:
+        where = Path(exc.filename) if exc.filename else Path(filename)
+        raise FileFormatError(where, exc.lineno, f"template syntax error: {exc.message}") from None
+
+
+def get_template(ctx: AgentContext) -> Template:
+    """The context's compiled template (cached on its text)."""
+    return _compile(str(ctx.source_dir) if ctx.source_dir else None, ctx.system, ctx.template)
+
+
+def render_system_prompt(
+    ctx: AgentContext,
+    *,
+    task: str,
+    task_type: str,
+    entries: Sequence[EntryBase],
+    tools: Sequence[tuple[str, str]],
+) -> str:
+    """The system prompt for one run: context + retrieved entries + tool descriptions."""
+    template = get_template(ctx)
+    variables = {
+        "task": task,
+        "task_type": task_type,
+        "version": ctx.version,
+        "instructions": [Instruction(id=i.id, text=_one_line(i.text)) for i in ctx.instructions],
+        "examples": [Example(id=e.id, task=e.task, trajectory=e.trajectory.strip("\n")) for e in ctx.examples],
+        "entries": [PromptEntry(e.id, e.section, e.text()) for e in entries],
+        "tools": effective_tools(ctx, tools),
+    }
+    try:
+        return template.render(**variables)
+    except Exception as exc:  # a broken template is a user error when it points into the template
+        line = template_error_line(exc, template.filename or "")
+        if not isinstance(exc, TemplateError) and line is None:
+            raise
+        raise FileFormatError(ctx.template_path, line, f"template error: {exc}") from None

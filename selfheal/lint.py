@@ -1,0 +1,351 @@
+"""``selfheal lint``: check every context file, template and cheatsheet entry, reporting all problems.
+
+The loaders stop at the first error (a run must not start on a broken
+context); lint keeps going so a reviewer sees every ``file:line`` at once,
+and adds checks a loader cannot make alone: ids unique across all files,
+template variables, references to tools that do not exist, and the token
+budget of the prompt the agent would actually get.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import TemplateSyntaxError, meta, nodes
+from pydantic import BaseModel, ValidationError
+
+from selfheal.cheatsheet.model import SECTION_MODELS, CheatsheetEntry, Heuristic, Source
+from selfheal.cheatsheet.store import check_location, iter_entry_files
+from selfheal.config import Settings
+from selfheal.context.model import CONTEXT_FILENAME, AgentContext, ContextFile
+from selfheal.context.render import (
+    TEMPLATE_VARIABLES,
+    USED_PREFIX,
+    make_environment,
+    render_system_prompt,
+    template_error_line,
+)
+from selfheal.errors import FileFormatError
+from selfheal.tokens import count_tokens
+from selfheal.yamlio import line_of, read_yaml, to_plain, validation_message
+
+Severity = Literal["error", "warning"]
+
+# A tool named in prose: snake_case that is called ``name(``, backticked, or starts with a tool verb.
+_SNAKE = r"[a-z][a-z0-9]*(?:_[a-z0-9]+)+"
+_VERBS = "get|list|set|update|remove|search|put|delete|describe|create|invoke|publish|tag"
+_TOOL_REF = re.compile(rf"`({_SNAKE})`|\b({_SNAKE})\(|\b((?:{_VERBS})_[a-z0-9_]*[a-z0-9])\b")
+_USED_LINE = re.compile(r"^\s*USED:\s*(.*)$", re.MULTILINE)
+_SAMPLE_TASK = "checkout-api times out after 3 seconds"
+_SAMPLE_ENTRY = Heuristic(
+    id="heur-lint-sample",
+    condition="a sample condition",
+    rule="a sample rule",
+    status="active",
+    source=Source(kind="lint", created="2026-01-01T00:00:00Z"),  # type: ignore[arg-type]
+)
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    path: Path
+    line: int | None
+    message: str
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+    def format(self, root: Path | None = None) -> str:
+        """``path:line: message``, the path relative to ``root`` when it lies inside it."""
+        if root is None or not self.path.is_absolute():
+            return str(self)
+        try:
+            rel = self.path.relative_to(root)
+        except ValueError:
+            return str(self)
+        return str(LintIssue(rel, self.line, self.message, self.severity))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "line": self.line, "message": self.message, "severity": self.severity}
+
+
+class _Collector:
+    """Issues with paths made relative to the repository root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.issues: list[LintIssue] = []
+
+    def rel(self, path: Path) -> Path:
+        try:
+            return Path(path).resolve().relative_to(self.root)
+        except ValueError:
+            return Path(path)
+
+    def add(self, path: Path, line: int | None, message: str, severity: Severity = "error") -> None:
+        self.issues.append(LintIssue(self.rel(path), line, message, severity))
+
+    def add_error(self, exc: FileFormatError) -> None:
+        self.add(exc.path, exc.line, exc.detail)
+
+
+def _validation_issues(model: type[BaseModel], data: Any, path: Path, out: _Collector) -> BaseModel | None:
+    """Validate, reporting every schema error (not only the first)."""
+    if not isinstance(data, dict):
+        out.add(path, line_of(data, ()), "expected a mapping at the top level")
+        return None
+    try:
+        return model.model_validate(to_plain(data))
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            out.add(path, line_of(data, loc), validation_message(dict(err)))
+        return None
+
+
+def _read(path: Path, out: _Collector) -> Any:
+    try:
+        return read_yaml(path)
+    except FileFormatError as exc:
+        out.add_error(exc)
+        return None
+
+
+def _tool_refs(text: str) -> set[str]:
+    return {a or b or c for a, b, c in _TOOL_REF.findall(text)}
+
+
+# -- context ------------------------------------------------------------------
+
+
+def _lint_template(ctx: AgentContext, out: _Collector) -> bool:
+    """Syntax and undeclared variables of the template; True when it compiles."""
+    path = ctx.template_path
+    env = make_environment(ctx.source_dir, ctx.system, ctx.template, str(path))
+    try:
+        ast = env.parse(ctx.template, ctx.system, str(path))
+    except TemplateSyntaxError as exc:
+        out.add(path, exc.lineno, f"template syntax error: {exc.message}")
+        return False
+    unknown = meta.find_undeclared_variables(ast) - TEMPLATE_VARIABLES - set(env.globals)
+    for name in sorted(unknown):
+        lines = [n.lineno for n in ast.find_all(nodes.Name) if n.name == name and n.ctx == "load"]
+        known = ", ".join(sorted(TEMPLATE_VARIABLES))
+        out.add(path, min(lines) if lines else None, f"undefined variable '{name}' (the renderer provides: {known})")
+    return not unknown
+
+
+def _raw_items(data: Any, key: str) -> list[tuple[int, dict[str, Any]]]:
+    items = data.get(key) if isinstance(data, dict) else None
+    return [(i, x) for i, x in enumerate(items) if isinstance(x, dict)] if isinstance(items, list) else []
+
+
+def _context_texts(data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """(key path, text) of every prose field that may name a tool."""
+    texts: list[tuple[tuple[Any, ...], str]] = []
+    for key, field in (("instructions", "text"), ("examples", "trajectory")):
+        texts += [((key, i, field), str(x.get(field, ""))) for i, x in _raw_items(data, key)]
+    tools = data.get("tools") if isinstance(data, dict) else None
+    if isinstance(tools, dict):
+        texts += [(("tools", name), str(desc)) for name, desc in tools.items()]
+    return texts
+
+
+def _lint_context(
+    settings: Settings, known_tools: set[str] | None, out: _Collector
+) -> tuple[AgentContext | None, dict[str, tuple[Path, int | None]]]:
+    """Context file checks, as far as the file allows; returns the context (if renderable) and its ids."""
+    prompts_dir = settings.prompts_dir
+    path = prompts_dir / CONTEXT_FILENAME
+    ids: dict[str, tuple[Path, int | None]] = {}
+    if not path.is_file():
+        out.add(path, None, "context file not found")
+        return None, ids
+    data = _read(path, out)
+    if data is None:
+        return None, ids
+    file = _validation_issues(ContextFile, data, path, out)
+
+    # Checks on the raw data go on even when the schema failed.
+    first_at: dict[str, str] = {}
+    for key in ("instructions", "examples"):
+        for i, item in _raw_items(data, key):
+            entry_id = item.get("id")
+            if not isinstance(entry_id, str):
+                continue
+            line = line_of(data, (key, i, "id"))
+            if entry_id in first_at:
+                out.add(path, line, f"duplicate id '{entry_id}' (first at {first_at[entry_id]})")
+            else:
+                first_at[entry_id] = f"{key}[{i}]"
+                ids[entry_id] = (path, line)
+    if known_tools is not None:
+        tools = data.get("tools") if isinstance(data, dict) else None
+        for name in tools if isinstance(tools, dict) else {}:
+            if name not in known_tools:
+                out.add(path, line_of(data, ("tools", name)), f"tools: '{name}' is not a tool of this agent")
+        for loc, text in _context_texts(data):
+            for ref in sorted(_tool_refs(text) - known_tools):
+                out.add(path, line_of(data, loc), f"'{ref}' is not a tool of this agent")
+
+    system = data.get("system") if isinstance(data, dict) else None
+    if not isinstance(system, str) or not system or "/" in system:
+        return None, ids  # reported by the schema check
+    template_path = prompts_dir / system
+    try:
+        template = template_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        out.add(path, line_of(data, ("system",)), f"template '{system}' not found")
+        return None, ids
+    except UnicodeDecodeError as exc:
+        out.add(template_path, None, f"not UTF-8 text ({exc.reason})")
+        return None, ids
+    base = file.model_dump() if isinstance(file, ContextFile) else {"version": 0, "system": system}
+    ctx = AgentContext(**base, template=template, source_dir=prompts_dir)
+    if not _lint_template(ctx, out) or not isinstance(file, ContextFile) or len(first_at) < len(ctx.ids):
+        return None, ids
+    return ctx, ids
+
+
+# -- cheatsheet -----------------------------------------------------------------
+
+
+def _check_entry(path: Path, data: Any, out: _Collector) -> CheatsheetEntry | None:
+    """Every problem of one entry file: section, schema (all errors), id vs file name."""
+    if not isinstance(data, dict):
+        out.add(path, line_of(data, ()), "expected a mapping at the top level")
+        return None
+    folder = path.parent.name
+    section = data.get("section")
+    if section is None:
+        out.add(path, line_of(data, ()), "missing required key 'section'")
+    elif not isinstance(section, str) or section not in SECTION_MODELS:
+        out.add(path, line_of(data, ("section",)), f"'section': must be one of {', '.join(SECTION_MODELS)}")
+    elif section != folder:
+        out.add(path, line_of(data, ("section",)), f"section '{section}' does not match its folder '{folder}'")
+    model = SECTION_MODELS.get(str(section)) or SECTION_MODELS[folder]
+    entry = _validation_issues(model, data, path, out)
+    if entry is None:
+        return None
+    if data.get("id") != path.stem:
+        out.add(path, line_of(data, ("id",)), f"id '{data.get('id')}' does not match the file name '{path.name}'")
+    return entry  # type: ignore[return-value]
+
+
+def _lint_cheatsheet(
+    settings: Settings, ids: dict[str, tuple[Path, int | None]], known_tools: set[str] | None, out: _Collector
+) -> list[CheatsheetEntry]:
+    root = settings.cheatsheet_dir
+    entries: list[CheatsheetEntry] = []
+    for path in iter_entry_files(root):
+        try:
+            check_location(path, root)
+        except FileFormatError as exc:
+            out.add_error(exc)
+            continue
+        data = _read(path, out)
+        entry = _check_entry(path, data, out) if data is not None else None
+        if entry is None:
+            continue
+        id_line = line_of(data, ("id",))
+        if entry.id in ids:
+            first, first_line = ids[entry.id]
+            where = f"{out.rel(first)}:{first_line}" if first_line else str(out.rel(first))
+            out.add(path, id_line, f"duplicate id '{entry.id}' (also at {where})")
+        else:
+            ids[entry.id] = (path, id_line)
+        if known_tools is not None:
+            for field in entry.content_fields():
+                for ref in sorted(_tool_refs(str(getattr(entry, field))) - known_tools):
+                    out.add(path, line_of(data, (field,)), f"'{ref}' is not a tool of this agent", "warning")
+        entries.append(entry)
+    return entries
+
+
+# -- whole prompt ----------------------------------------------------------------
+
+
+def _lint_prompt(
+    ctx: AgentContext,
+    entries: Sequence[CheatsheetEntry],
+    tools: Sequence[tuple[str, str]],
+    settings: Settings,
+    out: _Collector,
+) -> None:
+    """Trial render with the longest active entries: strict errors, USED contract, token budget."""
+    top_k = settings.thresholds.top_k
+    active = [e for e in entries if e.status == "active"]
+    longest: list[Any] = sorted(active, key=lambda e: (-count_tokens(e.text()), e.id))[:top_k]
+    if not longest:  # still exercise the template's entry loop
+        longest = [_SAMPLE_ENTRY]
+    tools = tools or [(name, "") for name in ctx.tools]
+    try:
+        prompt = render_system_prompt(ctx, task=_SAMPLE_TASK, task_type="general", entries=longest, tools=tools)
+    except FileFormatError as exc:
+        out.add_error(exc)
+        return
+    except Exception as exc:  # anything else the template does at render time
+        out.add(ctx.template_path, template_error_line(exc, str(ctx.template_path)), f"template error: {exc}")
+        return
+    if USED_PREFIX not in prompt:
+        out.add(
+            ctx.template_path,
+            None,
+            f"the prompt never asks for the '{USED_PREFIX} <ids>' line: entry helpful/harmful tagging will see no ids",
+            "warning",
+        )
+    budget = settings.thresholds.context_token_budget
+    used = count_tokens(prompt)
+    if used > budget:
+        out.add(
+            ctx.template_path,
+            None,
+            f"rendered prompt is ~{used} tokens with the {len(longest)} longest active entries, "
+            f"over the budget of {budget} (thresholds.context_token_budget)",
+        )
+
+
+def _lint_example_ids(ctx: AgentContext, entry_ids: set[str], out: _Collector) -> None:
+    """``USED:`` lines in examples should name entries that exist (the model copies them)."""
+    data = read_yaml(ctx.context_path)
+    for i, ex in enumerate(ctx.examples):
+        for match in _USED_LINE.findall(ex.trajectory):
+            for ref in re.findall(r"[a-z0-9][a-z0-9_-]*", match):
+                if ref != "none" and ref not in entry_ids:
+                    out.add(
+                        ctx.context_path,
+                        line_of(data, ("examples", i, "trajectory")),
+                        f"example '{ex.id}' says USED: {ref}, which is no cheatsheet entry",
+                        "warning",
+                    )
+
+
+def lint_repository(
+    settings: Settings,
+    *,
+    known_tools: set[str] | None = None,
+    tools: Iterable[tuple[str, str]] | None = None,
+) -> list[LintIssue]:
+    """Every issue in the agent's context and cheatsheet files, sorted by file and line.
+
+    ``tools`` are the domain's (name, description) pairs: they make tool names
+    known and feed the token budget. Without either, tool references are not checked.
+    """
+    tool_list = list(tools or [])
+    if tool_list and known_tools is None:
+        known_tools = {name for name, _ in tool_list}
+    if not tool_list and known_tools:
+        tool_list = [(name, "") for name in sorted(known_tools)]
+    out = _Collector(settings.root)
+    ctx, ids = _lint_context(settings, known_tools, out)
+    entries = _lint_cheatsheet(settings, ids, known_tools, out)
+    if ctx is not None:
+        _lint_prompt(ctx, entries, tool_list, settings, out)
+        _lint_example_ids(ctx, {e.id for e in entries}, out)
+    return sorted(out.issues, key=lambda i: (str(i.path), i.line or 0, i.message))
