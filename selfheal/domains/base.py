@@ -61,6 +61,14 @@ class Domain(Protocol):
 
     def list_scenarios(self, settings: Settings) -> list[str]: ...
 
+    def describe_scenarios(self, settings: Settings) -> list[dict[str, str]]:
+        """name, task_type and task of every scenario (for listings)."""
+        ...
+
+    def tool_names(self) -> list[str]:
+        """Names of the domain's tools, without opening an environment (for lint)."""
+        ...
+
 
 def get_domain(name: str) -> Domain:
     """The registered domain for an agent name (lazy import: domains pull boto3/moto)."""

@@ -1,0 +1,216 @@
+"""boto3 clients for the tools: a real account, or a simulated one seeded from a scenario.
+
+The tools only ever see an :class:`AwsClients`; whether it talks to AWS or to
+moto is decided here. A :class:`SimulatedAccount` is a moto account of its own
+(unique account id, explicit fake credentials, no environment changes), so
+several scenarios can be open at once — e.g. a concurrent evaluation — without
+seeing each other's functions.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ProfileNotFound
+
+from selfheal.domains.lambda_ops.simapi import SimulatedApis
+from selfheal.errors import ConfigError, ScenarioError
+
+if TYPE_CHECKING:
+    from selfheal.config import Settings
+    from selfheal.domains.lambda_ops.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    """The three services the lambda_ops tools use, in one region."""
+
+    lambda_: Any
+    cloudwatch: Any
+    logs: Any
+    region: str
+
+
+# Bounded: a hung endpoint must cost seconds, not the whole run.
+REAL_CONFIG = Config(
+    connect_timeout=5,
+    read_timeout=30,
+    retries={"max_attempts": 3, "mode": "standard"},
+    user_agent_extra="selfheal",
+)
+
+
+def real_clients(settings: Settings) -> AwsClients:
+    """Clients for the real account of the configured profile/region (boto3's credential chain)."""
+    try:
+        session = boto3.Session(profile_name=settings.aws.profile or None, region_name=settings.aws.region)
+        make = lambda name: session.client(name, config=REAL_CONFIG)  # noqa: E731
+        return AwsClients(make("lambda"), make("cloudwatch"), make("logs"), settings.aws.region)
+    except ProfileNotFound:
+        raise ConfigError(f"aws.profile: AWS profile '{settings.aws.profile}' not found") from None
+    except BotoCoreError as exc:
+        raise ConfigError(f"aws: cannot create AWS clients: {exc}") from None
+
+
+# -- the simulated account ----------------------------------------------------
+
+FAKE_ACCESS_KEY = "AKIASELFHEALSIMULATED"
+FAKE_SECRET_KEY = "selfheal-simulated-secret"
+SIM_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"})
+
+_mock_lock = threading.Lock()
+_mock: Any = None
+_mock_users = 0
+_session_lock = threading.Lock()
+_session: boto3.Session | None = None
+_account_ids = itertools.count(1)
+
+
+def _acquire_mock() -> None:
+    """Start moto once for all open simulated accounts (moto's patching is process-wide)."""
+    global _mock, _mock_users
+    with _mock_lock:
+        if _mock_users == 0:
+            from moto import mock_aws
+
+            # mock_credentials=False: moto must not write fake keys into os.environ;
+            # our clients carry explicit credentials instead.
+            _mock = mock_aws(config={"core": {"mock_credentials": False}})
+            _mock.start()
+        _mock_users += 1
+
+
+def _release_mock() -> None:
+    global _mock, _mock_users
+    with _mock_lock:
+        _mock_users -= 1
+        if _mock_users == 0 and _mock is not None:
+            _mock.stop()
+            _mock = None
+
+
+def _sim_session() -> boto3.Session:
+    """One shared session (service models load once), blind to the user's AWS config files."""
+    global _session
+    if _session is None:
+        # No AWS_PROFILE lookup, no config/credentials files, no endpoint overrides:
+        # the simulation must not depend on (or touch) the user's AWS setup.
+        core = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        core.set_config_variable("config_file", "/dev/null")
+        core.set_config_variable("credentials_file", "/dev/null")
+        core.set_config_variable("ignore_configured_endpoint_urls", True)
+        _session = boto3.Session(botocore_session=core)
+    return _session
+
+
+def _next_account_id() -> str:
+    return f"{400000000000 + next(_account_ids):012d}"
+
+
+class SimulatedAccount:
+    """A moto AWS account seeded from a scenario (or empty), as a context manager.
+
+    ``clients`` are ready after ``open()``/``__enter__``; ``seed_seconds`` says how
+    long seeding took; ``now`` is the instant every relative time was anchored to.
+    """
+
+    def __init__(self, scenario: Scenario | None, region: str = "us-east-1", *, now: datetime | None = None) -> None:
+        self.scenario = scenario
+        self.region = region
+        self.now = now or datetime.now(timezone.utc)
+        self.account_id = _next_account_id()
+        limit = scenario.account.concurrency_limit if scenario is not None else 1000
+        self.apis = SimulatedApis(self.account_id, region, limit)
+        self.seed_seconds = 0.0
+        self._clients: AwsClients | None = None
+        self._open = False
+        self._extra: dict[str, Any] = {}
+
+    # -- lifecycle --------------------------------------------------------
+    def open(self) -> SimulatedAccount:
+        if self._open:
+            return self
+        _acquire_mock()
+        self._open = True
+        try:
+            t0 = time.perf_counter()
+            self._clients = AwsClients(
+                self.client("lambda"), self.client("cloudwatch"), self.client("logs"), self.region
+            )
+            if self.scenario is not None:
+                from selfheal.domains.lambda_ops.seed import seed_account
+
+                seed_account(self.scenario, self, self.now)
+            self.seed_seconds = time.perf_counter() - t0
+        except ScenarioError:
+            self.close()
+            raise
+        except Exception as exc:
+            self.close()
+            name = self.scenario.name if self.scenario is not None else "<empty>"
+            raise ScenarioError(f"scenario '{name}': seeding the simulated account failed: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        """Drop this account's data and stop moto when no other account is open."""
+        if not self._open:
+            return
+        self._open = False
+        self._forget_account()
+        _release_mock()
+
+    def __enter__(self) -> SimulatedAccount:
+        return self.open()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def clients(self) -> AwsClients:
+        if self._clients is None or not self._open:
+            raise RuntimeError("simulated account is not open")
+        return self._clients
+
+    # -- plumbing ---------------------------------------------------------
+    def client(self, service: str) -> Any:
+        """A client bound to this account (cached), with the simulated APIs installed."""
+        if service in self._extra:
+            return self._extra[service]
+        with _session_lock:
+            c = _sim_session().client(
+                service,
+                region_name=self.region,
+                aws_access_key_id=FAKE_ACCESS_KEY,
+                aws_secret_access_key=FAKE_SECRET_KEY,
+                config=SIM_CONFIG,
+            )
+        account_id = self.account_id
+
+        def route_to_account(request: Any, **_: Any) -> None:
+            # moto picks the account from this header: each simulated account is isolated.
+            request.headers["x-moto-account-id"] = account_id
+
+        c.meta.events.register("before-sign", route_to_account)
+        self.apis.install(c)
+        self._extra[service] = c
+        return c
+
+    def _forget_account(self) -> None:
+        try:
+            from moto.core.base_backend import BackendDict
+
+            for backend in list(BackendDict._instances):
+                backend.pop(self.account_id, None)
+        except (ImportError, AttributeError):  # pragma: no cover - moto internals moved
+            pass

@@ -1,0 +1,134 @@
+"""The lambda_ops domain: AWS Lambda operations over boto3, simulated or real.
+
+``open()`` gives one environment per run: a simulated account seeded from a
+scenario (the default, offline), an empty simulated account, or the real
+account of the configured profile. ``verify()`` judges the run from the
+account's final state — only where a scenario says what success is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from selfheal.domains.base import Verdict
+from selfheal.domains.lambda_ops import scenario as scenarios
+from selfheal.domains.lambda_ops.aws import AwsClients, SimulatedAccount, real_clients
+from selfheal.domains.lambda_ops.checks import verify
+from selfheal.domains.lambda_ops.classify import classify_task
+from selfheal.domains.lambda_ops.scenario import Scenario
+from selfheal.domains.lambda_ops.state import read_function_state
+from selfheal.domains.lambda_ops.tools import TOOL_NAMES, build_tools
+from selfheal.errors import ScenarioError
+
+if TYPE_CHECKING:
+    from langchain_core.tools import BaseTool
+
+    from selfheal.config import Settings
+
+
+class LambdaOpsSession:
+    """One run's environment: the task, its tools, and a verifier of the final state."""
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        task_type: str,
+        scenario: Scenario | None,
+        clients: AwsClients,
+        account: SimulatedAccount | None,
+        mode: str,
+    ) -> None:
+        self.task = task
+        self.task_type = task_type
+        self.scenario: str | None = scenario.name if scenario is not None else None
+        self.scenario_spec = scenario
+        self.clients = clients
+        self.account = account
+        self.mode = mode
+        self.tools: list[BaseTool] = build_tools(clients)
+        self._closed = False
+
+    def verify(self) -> Verdict:
+        """Checks of the scenario on the account's current state; passed=None without a scenario."""
+        if self.scenario_spec is None:
+            return Verdict(None, [], f"no scenario: nothing to verify ({self.mode} account)")
+        return verify(self.scenario_spec, self.clients)
+
+    def export_state(self, function_name: str) -> dict[str, Any] | None:
+        """A function's current configuration as a flat record (None if it does not exist)."""
+        return read_function_state(self.clients.lambda_, function_name)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.account is not None:
+            self.account.close()
+
+    def __enter__(self) -> LambdaOpsSession:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class LambdaOpsDomain:
+    """The reference operational domain (see selfheal.domains.base.Domain)."""
+
+    name = "lambda_ops"
+
+    def classify(self, task: str) -> str:
+        return classify_task(task)
+
+    def load_scenario(self, settings: Settings, name: str) -> Scenario:
+        return scenarios.load_scenario(scenarios.scenario_path(settings.scenarios_dir, name))
+
+    def open(self, settings: Settings, *, task: str | None = None, scenario: str | None = None) -> LambdaOpsSession:
+        """Open an environment; with ``scenario`` the task defaults to the scenario's task."""
+        spec = self.load_scenario(settings, scenario) if scenario else None
+        if task is None or not task.strip():
+            if spec is None:
+                raise ScenarioError("nothing to do: give a task or a scenario")
+            task = spec.task
+        task_type = spec.task_type if spec is not None else self.classify(task)
+        if settings.aws.mode == "real":
+            clients = real_clients(settings)
+            return LambdaOpsSession(
+                task=task, task_type=task_type, scenario=spec, clients=clients, account=None, mode="real"
+            )
+        account = SimulatedAccount(spec, region=settings.aws.region).open()
+        try:
+            return LambdaOpsSession(
+                task=task,
+                task_type=task_type,
+                scenario=spec,
+                clients=account.clients,
+                account=account,
+                mode="simulated",
+            )
+        except BaseException:
+            account.close()
+            raise
+
+    def list_scenarios(self, settings: Settings) -> list[str]:
+        return scenarios.list_scenarios(settings.scenarios_dir)
+
+    def describe_scenarios(self, settings: Settings) -> list[dict[str, str]]:
+        """name, task_type, task and success of every scenario (a malformed file is an error)."""
+        rows = []
+        for name in self.list_scenarios(settings):
+            spec = scenarios.load_scenario(settings.scenarios_dir / f"{name}.yaml")
+            rows.append({"name": spec.name, "task_type": spec.task_type, "task": spec.task, "success": spec.success})
+        return rows
+
+    def tool_names(self) -> list[str]:
+        """The tools' names without opening an environment (for linting context overrides)."""
+        return list(TOOL_NAMES)
+
+    def scenario_dir(self, settings: Settings) -> Path:
+        return settings.scenarios_dir
