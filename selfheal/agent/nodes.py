@@ -1,0 +1,317 @@
+"""The workflow's nodes, as the original design names them.
+
+``retrieve_from_cheatsheet -> execute_task -> evaluate -> {curate_cheatsheet |
+optimize_context | user_interaction | END}``. Each node returns a partial
+state update; routing lives in edges.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from selfheal.agent.state import AgentState, RunContext
+from selfheal.tokens import count_tokens
+
+_USED_RE = re.compile(r"^\s*\**USED\**\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*", re.IGNORECASE)
+_PREVIEW = 300
+
+
+def retrieve_from_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Pick the top-k cheatsheet entries relevant to the task (DC retrieval)."""
+    from selfheal.cheatsheet.retrieval import retrieve
+
+    rc = runtime.context
+    hits = retrieve(
+        rc.cheatsheet,
+        state["task"],
+        task_type=state.get("task_type"),
+        top_k=rc.settings.thresholds.top_k,
+    )
+    entries = [
+        {
+            "id": h.entry.id,
+            "section": h.entry.section,
+            "status": h.entry.status,
+            "score": round(float(h.score), 4),
+            "text": h.entry.text(),
+        }
+        for h in hits
+    ]
+    context = dict(state.get("context") or {})
+    context["cheatsheet_entries"] = entries
+    context["version"] = rc.context_version
+    cheatsheet = {
+        "version": rc.cheatsheet_version,
+        "size": len(rc.cheatsheet.entries),
+        "entries": entries,
+    }
+    return {"context": context, "cheatsheet": cheatsheet}
+
+
+def _tool_descriptions(rc: RunContext) -> list[tuple[str, str]]:
+    overrides = rc.agent_context.tools
+    return [(t.name, overrides.get(t.name) or t.description or "") for t in rc.session.tools]
+
+
+def _bind_tools(rc: RunContext) -> Any:
+    tools = list(rc.session.tools)
+    overrides = rc.agent_context.tools
+    if overrides:
+        tools = [
+            t.model_copy(update={"description": overrides[t.name]}) if t.name in overrides else t
+            for t in tools
+        ]
+    return rc.model.bind_tools(tools, tool_choice="auto") if tools else rc.model
+
+
+def parse_used_entries(text: str, known: set[str]) -> tuple[list[str], list[str]]:
+    """The entry ids the agent says it used (its ``USED:`` line): (known, unknown)."""
+    used: list[str] = []
+    unknown: list[str] = []
+    matches = _USED_RE.findall(text or "")
+    if not matches:
+        return used, unknown
+    for token in _ID_RE.findall(matches[-1]):
+        if token.lower() in {"none", "n", "a"}:
+            continue
+        target = used if token in known else unknown
+        if token not in target:
+            target.append(token)
+    return used, unknown
+
+
+def _preview(content: Any) -> str:
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "…"
+
+
+def _invoke_model(rc: RunContext, bound: Any, messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
+    from selfheal.models.openai_chat import as_model_error
+
+    try:
+        reply = bound.invoke(messages, config=config)
+    except Exception as exc:
+        err = as_model_error(exc)
+        if err is None:
+            raise
+        raise err from None
+    if not isinstance(reply, AIMessage):  # pragma: no cover - chat models return AIMessage
+        reply = AIMessage(content=str(getattr(reply, "content", reply)))
+    return reply
+
+
+def _run_tool_call(rc: RunContext, call: dict[str, Any], config: RunnableConfig) -> ToolMessage:
+    tools = {t.name: t for t in rc.session.tools}
+    tool = tools.get(call["name"])
+    if tool is None:
+        return ToolMessage(
+            content=f"Error: unknown tool '{call['name']}'. Available: {', '.join(sorted(tools))}.",
+            tool_call_id=call["id"] or "",
+            name=call["name"],
+            status="error",
+        )
+    try:
+        result = tool.invoke({**call, "type": "tool_call"}, config=config)
+    except Exception as exc:  # a tool bug must not crash the run: it is evidence
+        return ToolMessage(
+            content=f"Error: {type(exc).__name__}: {exc}",
+            tool_call_id=call["id"] or "",
+            name=call["name"],
+            status="error",
+        )
+    if isinstance(result, ToolMessage):
+        return result
+    return ToolMessage(content=str(result), tool_call_id=call["id"] or "", name=call["name"])
+
+
+def execute_task(
+    state: AgentState, runtime: Runtime[RunContext], config: RunnableConfig
+) -> dict[str, Any]:
+    """A bounded tool-calling loop over the domain's tools, with the rendered context."""
+    from selfheal.context.render import render_system_prompt
+
+    rc = runtime.context
+    started = time.perf_counter()
+    entries = (state.get("context") or {}).get("cheatsheet_entries", [])
+    entry_objs = [rc.cheatsheet.get(e["id"]) for e in entries]
+    system_prompt = render_system_prompt(
+        rc.agent_context,
+        task=state["task"],
+        task_type=state.get("task_type", "general"),
+        entries=[e for e in entry_objs if e is not None],
+        tools=_tool_descriptions(rc),
+    )
+    messages: list[BaseMessage] = [SystemMessage(content=system_prompt), HumanMessage(content=state["task"])]
+    bound = _bind_tools(rc)
+    max_steps = rc.settings.thresholds.max_steps
+
+    steps = 0
+    tool_calls: list[dict[str, Any]] = []
+    final_text = ""
+    stop_reason = "answered"
+    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    while True:
+        if steps >= max_steps:
+            stop_reason = "step_limit"
+            break
+        steps += 1
+        reply = _invoke_model(rc, bound, messages, config)
+        messages.append(reply)
+        for k in usage:
+            usage[k] += int((reply.usage_metadata or {}).get(k, 0) or 0)
+        calls = list(reply.tool_calls)
+        bad_calls = list(getattr(reply, "invalid_tool_calls", []) or [])
+        if not calls and not bad_calls:
+            final_text = reply.text if hasattr(reply, "text") else str(reply.content)
+            break
+        for call in calls:
+            msg = _run_tool_call(rc, call, config)
+            messages.append(msg)
+            tool_calls.append(
+                {
+                    "step": steps,
+                    "name": call["name"],
+                    "args": call.get("args", {}),
+                    "status": getattr(msg, "status", "success") or "success",
+                    "output": _preview(msg.content),
+                }
+            )
+        for bad in bad_calls:
+            err = f"Error: could not parse arguments for tool '{bad.get('name')}': {bad.get('error') or 'invalid JSON'}"
+            messages.append(
+                ToolMessage(content=err, tool_call_id=bad.get("id") or "", name=bad.get("name") or "", status="error")
+            )
+            tool_calls.append(
+                {
+                    "step": steps,
+                    "name": bad.get("name") or "?",
+                    "args": bad.get("args"),
+                    "status": "error",
+                    "output": err,
+                }
+            )
+
+    known_ids = {e["id"] for e in entries}
+    used, unknown = parse_used_entries(final_text, known_ids)
+    record = {
+        "task": state["task"],
+        "task_type": state.get("task_type", "general"),
+        "steps": steps,
+        "stop_reason": stop_reason,
+        "tool_calls": tool_calls,
+        "final_answer": final_text,
+        "used_entries": used,
+        "unknown_entries_claimed": unknown,
+        "retrieved_entries": sorted(known_ids),
+        "usage": usage,
+        "system_prompt_tokens": count_tokens(system_prompt),
+        "latency_s": round(time.perf_counter() - started, 4),
+    }
+    history = list(state.get("execution_history") or [])
+    history.append(record)
+    return {"messages": messages, "execution_history": history}
+
+
+def _efficiency(record: dict[str, Any], max_steps: int) -> float:
+    """1.0 for a short clean run; falls with tool errors and with steps used."""
+    calls = record["tool_calls"]
+    errors = sum(1 for c in calls if c["status"] == "error")
+    error_part = 1.0 - (errors / len(calls) if calls else 0.0)
+    step_part = 1.0 - (max(record["steps"] - 1, 0) / max_steps)
+    return round(max(0.0, min(1.0, 0.5 * error_part + 0.5 * step_part)), 3)
+
+
+def evaluate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Decide success from evidence (state checks, tool errors), never the model's claim."""
+    rc = runtime.context
+    history = list(state["execution_history"])
+    record = dict(history[-1])
+    verdict = rc.session.verify()
+    calls = record["tool_calls"]
+    tool_errors = [c for c in calls if c["status"] == "error"]
+    changed = [c for c in calls if c["status"] != "error"]
+
+    error_type: str | None = None
+    if record["stop_reason"] == "step_limit":
+        error_type = "step_limit"
+    if verdict.passed is not None:
+        success = bool(verdict.passed)
+        if not success:
+            error_type = error_type or "check_failed"
+        reason = verdict.summary or ("all state checks passed" if success else "state checks failed")
+    else:
+        # No environment checks available (real account, free-form task): the only
+        # evidence is how the tools behaved. Success still needs user confirmation.
+        if error_type is None and not changed:
+            error_type = "no_action"
+        elif error_type is None and tool_errors and len(tool_errors) >= len(changed):
+            error_type = "tool_error"
+        success = error_type is None
+        reason = (
+            "no state checks for this task; judged from tool results"
+            + (f" ({len(tool_errors)} tool error(s))" if tool_errors else "")
+        )
+
+    efficiency = _efficiency(record, rc.settings.thresholds.max_steps)
+    opportunities: list[str] = []
+    if not success:
+        opportunities.append("failure_pattern_detected")
+    if efficiency < rc.settings.thresholds.efficiency:
+        opportunities.append("low_efficiency")
+    if success and verdict.passed is None:
+        opportunities.append("needs_user_confirmation")
+
+    record["evaluation"] = {
+        "success": success,
+        "reason": reason,
+        "error_type": error_type,
+        "efficiency_score": efficiency,
+        "tool_errors": len(tool_errors),
+        "checks": [
+            {"description": c.description, "passed": c.passed, "detail": c.detail} for c in verdict.checks
+        ],
+        "verified": verdict.passed is not None,
+        "improvement_opportunities": opportunities,
+    }
+    history[-1] = record
+    return {"execution_history": history, "needs_improvement": bool(opportunities)}
+
+
+def _learning_not_enabled(
+    state: AgentState, runtime: Runtime[RunContext], what: str, node: str, route: str
+) -> dict[str, Any]:
+    rc = runtime.context
+    evaluation = state["execution_history"][-1]["evaluation"]
+    triggers = ", ".join(evaluation["improvement_opportunities"]) or "none"
+    status = "disabled by --no-learn" if not rc.learning else "not enabled in this version"
+    note = f"{node}: triggered by {triggers}; {what} is {status} — nothing was changed"
+    return {"improvement_suggestions": [*(state.get("improvement_suggestions") or []), note], "route": route}
+
+
+def curate_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """ACE curation of the cheatsheet. Records the trigger until the curator lands."""
+    return _learning_not_enabled(state, runtime, "cheatsheet curation", "curate_cheatsheet", "curate")
+
+
+def optimize_context(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """ACE context optimisation. Records the trigger until the optimizer lands."""
+    return _learning_not_enabled(state, runtime, "context optimisation", "optimize_context", "optimize")
+
+
+def user_interaction(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    """Hand the outcome to the user: unverified successes ask for feedback."""
+    evaluation = state["execution_history"][-1]["evaluation"]
+    notes = list(state.get("improvement_suggestions") or [])
+    if "needs_user_confirmation" in evaluation["improvement_opportunities"]:
+        notes.append(
+            "user_interaction: no state checks could verify this run; confirm or correct it with feedback"
+        )
+    return {"improvement_suggestions": notes, "route": "user"}

@@ -1,0 +1,210 @@
+"""Run one task through the workflow: the library call behind ``selfheal run``.
+
+Loads context and cheatsheet from the repository's files, opens the domain's
+environment, invokes the graph with the local tracer and a SQLite
+checkpointer, then stamps the root run with the outcome metadata.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from selfheal.config import Settings
+
+
+@dataclass
+class RunOutcome:
+    """What a user (or a test, or the eval runner) needs to know about one run."""
+
+    run_id: str
+    task: str
+    task_type: str
+    scenario: str | None
+    success: bool
+    reason: str
+    error_type: str | None
+    verified: bool
+    steps: int
+    stop_reason: str
+    tool_calls: list[dict[str, Any]]
+    checks: list[dict[str, Any]]
+    retrieved_entries: list[str]
+    used_entries: list[str]
+    final_answer: str
+    route: str
+    improvement_suggestions: list[str]
+    usage: dict[str, int]
+    latency_s: float
+    model: str
+    context_version: str
+    cheatsheet_version: str
+    trace_store: str
+    efficiency_score: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _recent_successes(store: Any, project: str, task_type: str, limit: int) -> list[bool]:
+    """Success flags of the latest root runs of this task type, oldest first."""
+    runs = store.list_runs(project, is_root=True, metadata={"task_type": task_type}, limit=limit)
+    flags = [
+        bool((r.extra or {}).get("metadata", {}).get("success"))
+        for r in runs
+        if "success" in (r.extra or {}).get("metadata", {})
+    ]
+    return list(reversed(flags))
+
+
+def run_task(
+    settings: Settings,
+    task: str | None = None,
+    *,
+    scenario: str | None = None,
+    model: BaseChatModel | None = None,
+    learn: bool | None = None,
+    metadata: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+) -> RunOutcome:
+    """Run ``task`` (or the scenario's task) once, traced and checkpointed."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+    from langsmith import uuid7
+
+    from selfheal.agent.state import RunContext
+    from selfheal.agent.workflow import compile_workflow
+    from selfheal.cheatsheet.store import load_cheatsheet
+    from selfheal.context.loader import load_context
+    from selfheal.domains.base import get_domain
+    from selfheal.errors import ModelError, SelfhealError
+    from selfheal.models.providers import make_chat_model, model_identity
+    from selfheal.tracing.store import LocalTraceStore
+    from selfheal.tracing.tracer import LocalTracer
+    from selfheal.versioning import content_version
+
+    if not task and not scenario:
+        raise SelfhealError("give a task, or --scenario NAME to run a scenario's task")
+
+    agent_context = load_context(settings.prompts_dir)
+    cheatsheet = load_cheatsheet(settings.cheatsheet_dir)
+    context_version = content_version(settings.prompts_dir, settings.root)
+    cheatsheet_version = content_version(settings.cheatsheet_dir, settings.root)
+    identity = model_identity(settings)
+    learning = settings.learning if learn is None else learn
+
+    domain = get_domain(settings.agent)
+    session = domain.open(settings, task=task, scenario=scenario)
+    store = LocalTraceStore(settings.trace_store_path)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(settings.checkpoint_path), check_same_thread=False)
+    try:
+        chat_model = model if model is not None else make_chat_model(settings)
+        recent = _recent_successes(
+            store, settings.tracing.project, session.task_type, settings.thresholds.recent_runs
+        )
+        run_ctx = RunContext(
+            settings=settings,
+            model=chat_model,
+            session=session,
+            agent_context=agent_context,
+            cheatsheet=cheatsheet,
+            context_version=context_version,
+            cheatsheet_version=cheatsheet_version,
+            recent_successes=recent,
+            learning=learning,
+            model_identity=identity,
+        )
+        run_id: uuid.UUID = uuid7()
+        tracer = LocalTracer(store, project_name=settings.tracing.project)
+        start_meta = {
+            "task_type": session.task_type,
+            "scenario": session.scenario,
+            "agent": settings.agent,
+            "model": identity,
+            "context_version": context_version,
+            "cheatsheet_version": cheatsheet_version,
+            **(metadata or {}),
+        }
+        config: dict[str, Any] = {
+            "callbacks": [tracer],
+            "run_id": run_id,
+            "run_name": f"selfheal:{settings.agent}",
+            "tags": ["selfheal", settings.agent, *(tags or [])],
+            "metadata": start_meta,
+            "configurable": {"thread_id": str(run_id)},
+        }
+        graph = compile_workflow(checkpointer=SqliteSaver(conn))
+        initial = {
+            "messages": [],
+            "cheatsheet": {},
+            "context": {},
+            "task": session.task,
+            "task_type": session.task_type,
+            "execution_history": [],
+            "improvement_suggestions": [],
+            "needs_improvement": False,
+            "route": "end",
+        }
+        started = time.perf_counter()
+        try:
+            final = graph.invoke(initial, config=config, context=run_ctx)
+        except Exception as exc:
+            # The tracer has stored the errored tree; stamp the root so analysis sees it.
+            error_type = "model_error" if isinstance(exc, ModelError) else type(exc).__name__
+            store.merge_metadata(
+                str(run_id),
+                {"success": False, "error_type": error_type, "latency": round(time.perf_counter() - started, 4)},
+            )
+            raise
+        latency = round(time.perf_counter() - started, 4)
+        record = final["execution_history"][-1]
+        evaluation = record["evaluation"]
+        store.merge_metadata(
+            str(run_id),
+            {
+                "success": evaluation["success"],
+                "error_type": evaluation["error_type"],
+                "latency": latency,
+                "steps": record["steps"],
+                "used_entries": record["used_entries"],
+                "retrieved_entries": record["retrieved_entries"],
+                "route": final.get("route", "end"),
+            },
+        )
+        return RunOutcome(
+            run_id=str(run_id),
+            task=session.task,
+            task_type=session.task_type,
+            scenario=session.scenario,
+            success=evaluation["success"],
+            reason=evaluation["reason"],
+            error_type=evaluation["error_type"],
+            verified=evaluation["verified"],
+            steps=record["steps"],
+            stop_reason=record["stop_reason"],
+            tool_calls=record["tool_calls"],
+            checks=evaluation["checks"],
+            retrieved_entries=record["retrieved_entries"],
+            used_entries=record["used_entries"],
+            final_answer=record["final_answer"],
+            route=final.get("route", "end"),
+            improvement_suggestions=final.get("improvement_suggestions", []),
+            usage=record["usage"],
+            latency_s=latency,
+            model=identity,
+            context_version=context_version,
+            cheatsheet_version=cheatsheet_version,
+            trace_store=str(settings.trace_store_path),
+            efficiency_score=evaluation["efficiency_score"],
+        )
+    finally:
+        session.close()
+        conn.close()
+        store.close()

