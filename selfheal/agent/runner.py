@@ -7,7 +7,6 @@ checkpointer, then stamps the root run with the outcome metadata.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from selfheal.config import Settings
+    from selfheal.domains.base import DomainSession
 
 
 @dataclass
@@ -73,13 +73,18 @@ def run_task(
     learn: bool | None = None,
     metadata: dict[str, Any] | None = None,
     tags: list[str] | None = None,
+    session: DomainSession | None = None,
 ) -> RunOutcome:
-    """Run ``task`` (or the scenario's task) once, traced and checkpointed."""
-    from langgraph.checkpoint.sqlite import SqliteSaver
+    """Run ``task`` (or the scenario's task) once, traced and checkpointed.
+
+    ``model`` and ``session`` inject an already-built chat model or an already
+    open environment (tests, benchmarks, the eval runner); the caller then owns
+    the session and closes it.
+    """
     from langsmith import uuid7
 
     from selfheal.agent.state import RunContext
-    from selfheal.agent.workflow import compile_workflow
+    from selfheal.agent.workflow import checkpointed_workflow
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.context.loader import load_context
     from selfheal.domains.base import get_domain
@@ -89,7 +94,7 @@ def run_task(
     from selfheal.tracing.tracer import LocalTracer
     from selfheal.versioning import content_version
 
-    if not task and not scenario:
+    if not task and not scenario and session is None:
         raise SelfhealError("give a task, or --scenario NAME to run a scenario's task")
 
     agent_context = load_context(settings.prompts_dir)
@@ -99,12 +104,12 @@ def run_task(
     identity = model_identity(settings)
     learning = settings.learning if learn is None else learn
 
-    domain = get_domain(settings.agent)
-    session = domain.open(settings, task=task, scenario=scenario)
-    store = LocalTraceStore(settings.trace_store_path)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(settings.checkpoint_path), check_same_thread=False)
+    store = LocalTraceStore(settings.trace_store_path)
+    owns_session = session is None
     try:
+        if session is None:
+            session = get_domain(settings.agent).open(settings, task=task, scenario=scenario)
         chat_model = model if model is not None else make_chat_model(settings)
         recent = _recent_successes(
             store, settings.tracing.project, session.task_type, settings.thresholds.recent_runs
@@ -140,7 +145,7 @@ def run_task(
             "metadata": start_meta,
             "configurable": {"thread_id": str(run_id)},
         }
-        graph = compile_workflow(checkpointer=SqliteSaver(conn))
+        graph = checkpointed_workflow(settings.checkpoint_path)
         initial = {
             "messages": [],
             "cheatsheet": {},
@@ -205,6 +210,6 @@ def run_task(
             efficiency_score=evaluation["efficiency_score"],
         )
     finally:
-        session.close()
-        conn.close()
+        if owns_session and session is not None:
+            session.close()
         store.close()

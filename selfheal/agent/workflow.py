@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import sqlite3
+import threading
+from pathlib import Path
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
@@ -52,3 +56,27 @@ def build_workflow() -> StateGraph:
 def compile_workflow(checkpointer: Any | None = None) -> Any:
     """Compile the graph, with a LangGraph checkpointer when given."""
     return build_workflow().compile(checkpointer=checkpointer, name="selfheal")
+
+
+_GRAPHS: dict[str, Any] = {}
+_GRAPHS_LOCK = threading.Lock()
+
+
+def checkpointed_workflow(checkpoint_path: Path) -> Any:
+    """The compiled graph with a SQLite checkpointer at ``checkpoint_path``.
+
+    Compiled once per path and process: compiling costs more than a whole
+    zero-latency run. The SqliteSaver serialises access to its connection
+    with its own lock, so the graph is safe to share between threads.
+    """
+    key = str(Path(checkpoint_path).resolve())
+    with _GRAPHS_LOCK:
+        graph = _GRAPHS.get(key)
+        if graph is None:
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            Path(key).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(key, check_same_thread=False)
+            graph = _GRAPHS[key] = compile_workflow(SqliteSaver(conn))
+            atexit.register(conn.close)
+        return graph

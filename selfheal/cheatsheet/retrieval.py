@@ -108,6 +108,20 @@ class BM25Retriever:
         return [Retrieved(entry=e, score=s) for s, _, e in ranked[:top_k]]
 
 
+_INDEXES: dict[tuple[tuple[str, str, str, str], ...], BM25Retriever] = {}
+
+
+def _index_for(cheatsheet: Cheatsheet) -> BM25Retriever:
+    """The BM25 index of this cheatsheet's content, built once per distinct content."""
+    key = tuple((e.id, e.status, e.task_type or "", e.search_text()) for e in cheatsheet.entries)
+    index = _INDEXES.get(key)
+    if index is None:
+        if len(_INDEXES) >= 32:
+            _INDEXES.clear()
+        index = _INDEXES[key] = BM25Retriever.from_cheatsheet(cheatsheet)
+    return index
+
+
 def retrieve(cheatsheet: Cheatsheet, task: str, *, task_type: str | None, top_k: int) -> list[Retrieved]:
     """The top-k entries for ``task`` (lexical BM25; see :class:`BM25Retriever`)."""
-    return BM25Retriever.from_cheatsheet(cheatsheet).retrieve(task, task_type=task_type, top_k=top_k)
+    return _index_for(cheatsheet).retrieve(task, task_type=task_type, top_k=top_k)

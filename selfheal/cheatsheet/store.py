@@ -19,6 +19,7 @@ from ruamel.yaml.scalarstring import LiteralScalarString
 
 from selfheal.cheatsheet.model import SECTION_MODELS, SECTIONS, Cheatsheet, CheatsheetEntry, EntryBase
 from selfheal.errors import FileFormatError
+from selfheal.filecache import cached
 from selfheal.yamlio import atomic_write_text, dump_yaml, line_of, parse_yaml, read_yaml, validate
 
 ENTRY_SUFFIX = ".yaml"
@@ -80,10 +81,12 @@ def parse_entry(data: Any, path: Path, *, section: str | None = None) -> Cheatsh
 
 
 def load_entry(path: Path, cheatsheet_dir: Path) -> CheatsheetEntry:
-    """Load one entry file, checking its location, schema and name."""
+    """Load one entry file, checking its location, schema and name (memoised by file stat)."""
     path = Path(path)
     check_location(path, Path(cheatsheet_dir))
-    return parse_entry(read_yaml(path), path, section=path.parent.name)
+    return cached(
+        "cheatsheet-entry", [path], lambda: parse_entry(read_yaml(path), path, section=path.parent.name)
+    )
 
 
 def load_cheatsheet(cheatsheet_dir: Path) -> Cheatsheet:

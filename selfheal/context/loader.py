@@ -7,6 +7,7 @@ from typing import Any
 
 from selfheal.context.model import CONTEXT_FILENAME, AgentContext, ContextFile
 from selfheal.errors import FileFormatError
+from selfheal.filecache import cached
 from selfheal.yamlio import line_of, read_yaml, validate
 
 
@@ -43,6 +44,15 @@ def load_context(prompts_dir: Path) -> AgentContext:
     path = prompts_dir / CONTEXT_FILENAME
     if not path.is_file():
         raise FileFormatError(path, None, "context file not found (expected context.yaml in the prompts directory)")
+    return cached("context", _watched_files(prompts_dir), lambda: _load(prompts_dir, path))
+
+
+def _watched_files(prompts_dir: Path) -> list[Path]:
+    """Every file under the prompts directory: context.yaml and whatever template it names."""
+    return sorted(p for p in prompts_dir.rglob("*") if p.is_file())
+
+
+def _load(prompts_dir: Path, path: Path) -> AgentContext:
     data = read_yaml(path)
     ctx = validate(ContextFile, data, path)
     dups = duplicate_ids(data, ctx)
