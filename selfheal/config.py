@@ -35,6 +35,9 @@ class ModelSettings(_Section):
     max_tokens: int = Field(512, ge=1, le=32768)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(1, ge=0, le=10)
+    # An operations agent must look before it answers: the first turn must call a
+    # tool. Set "auto" for servers that reject tool_choice "required" (llama.cpp server).
+    first_turn_tool_choice: Literal["required", "auto"] = "required"
     # local (llama-cpp-python) only
     gguf_path: str | None = None
     n_ctx: int = Field(4096, ge=512)
@@ -54,6 +57,9 @@ class TracingSettings(_Section):
     langsmith_api_key: SecretStr | None = None
     langsmith_endpoint: str | None = None
     langsmith_exit_timeout_s: float = Field(2.0, ge=0)
+    # PII and secrets are redacted before anything is stored or sent (see tracing/redact.py).
+    redact: bool = True
+    redact_patterns: list[str] = Field(default_factory=list)
 
 
 class PathsSettings(_Section):

@@ -61,7 +61,8 @@ def _tool_descriptions(rc: RunContext) -> list[tuple[str, str]]:
     return [(t.name, overrides.get(t.name) or t.description or "") for t in rc.session.tools]
 
 
-def _bind_tools(rc: RunContext) -> Any:
+def _bind_tools(rc: RunContext, tool_choice: str) -> Any:
+    """The model with the domain's tools bound (context.yaml's descriptions win)."""
     tools = list(rc.session.tools)
     overrides = rc.agent_context.tools
     if overrides:
@@ -69,7 +70,7 @@ def _bind_tools(rc: RunContext) -> Any:
             t.model_copy(update={"description": overrides[t.name]}) if t.name in overrides else t
             for t in tools
         ]
-    return rc.model.bind_tools(tools, tool_choice="auto") if tools else rc.model
+    return rc.model.bind_tools(tools, tool_choice=tool_choice) if tools else rc.model
 
 
 def parse_used_entries(text: str, known: set[str]) -> tuple[list[str], list[str]]:
@@ -150,7 +151,9 @@ def execute_task(
         tools=_tool_descriptions(rc),
     )
     messages: list[BaseMessage] = [SystemMessage(content=system_prompt), HumanMessage(content=state["task"])]
-    bound = _bind_tools(rc)
+    bound = _bind_tools(rc, "auto")
+    first_choice = rc.settings.model.first_turn_tool_choice
+    first = bound if first_choice == "auto" else _bind_tools(rc, first_choice)
     max_steps = rc.settings.thresholds.max_steps
 
     steps = 0
@@ -163,7 +166,7 @@ def execute_task(
             stop_reason = "step_limit"
             break
         steps += 1
-        reply = _invoke_model(rc, bound, messages, config)
+        reply = _invoke_model(rc, first if steps == 1 else bound, messages, config)
         messages.append(reply)
         for k in usage:
             usage[k] += int((reply.usage_metadata or {}).get(k, 0) or 0)
