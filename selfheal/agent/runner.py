@@ -90,8 +90,8 @@ def run_task(
     from selfheal.domains.base import get_domain
     from selfheal.errors import ModelError, SelfhealError
     from selfheal.models.providers import make_chat_model, model_identity
+    from selfheal.tracing.callbacks import TracingHandle, tracing_callbacks
     from selfheal.tracing.store import LocalTraceStore
-    from selfheal.tracing.tracer import LocalTracer
     from selfheal.versioning import content_version
 
     if not task and not scenario and session is None:
@@ -105,8 +105,9 @@ def run_task(
     learning = settings.learning if learn is None else learn
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = LocalTraceStore(settings.trace_store_path)
+    store = LocalTraceStore.from_settings(settings)
     owns_session = session is None
+    tracing: TracingHandle | None = None
     try:
         if session is None:
             session = get_domain(settings.agent).open(settings, task=task, scenario=scenario)
@@ -127,7 +128,7 @@ def run_task(
             model_identity=identity,
         )
         run_id: uuid.UUID = uuid7()
-        tracer = LocalTracer(store, project_name=settings.tracing.project)
+        tracing = tracing_callbacks(settings, store)
         start_meta = {
             "task_type": session.task_type,
             "scenario": session.scenario,
@@ -137,14 +138,13 @@ def run_task(
             "cheatsheet_version": cheatsheet_version,
             **(metadata or {}),
         }
-        config: dict[str, Any] = {
-            "callbacks": [tracer],
-            "run_id": run_id,
-            "run_name": f"selfheal:{settings.agent}",
-            "tags": ["selfheal", settings.agent, *(tags or [])],
-            "metadata": start_meta,
-            "configurable": {"thread_id": str(run_id)},
-        }
+        config = tracing.config(
+            run_id=run_id,
+            run_name=f"selfheal:{settings.agent}",
+            tags=["selfheal", settings.agent, *(tags or [])],
+            metadata=start_meta,
+            configurable={"thread_id": str(run_id)},
+        )
         graph = checkpointed_workflow(settings.checkpoint_path)
         initial = {
             "messages": [],
@@ -159,11 +159,12 @@ def run_task(
         }
         started = time.perf_counter()
         try:
-            final = graph.invoke(initial, config=config, context=run_ctx)
+            with tracing.context():
+                final = graph.invoke(initial, config=config, context=run_ctx)
         except Exception as exc:
             # The tracer has stored the errored tree; stamp the root so analysis sees it.
             error_type = "model_error" if isinstance(exc, ModelError) else type(exc).__name__
-            store.merge_metadata(
+            tracing.merge_metadata(
                 str(run_id),
                 {"success": False, "error_type": error_type, "latency": round(time.perf_counter() - started, 4)},
             )
@@ -171,7 +172,7 @@ def run_task(
         latency = round(time.perf_counter() - started, 4)
         record = final["execution_history"][-1]
         evaluation = record["evaluation"]
-        store.merge_metadata(
+        tracing.merge_metadata(
             str(run_id),
             {
                 "success": evaluation["success"],
@@ -212,4 +213,6 @@ def run_task(
     finally:
         if owns_session and session is not None:
             session.close()
+        if tracing is not None:
+            tracing.finish()  # local write now; LangSmith bounded by tracing.langsmith_exit_timeout_s
         store.close()

@@ -8,6 +8,7 @@ because a llama context is not thread-safe.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -59,6 +60,27 @@ class LoadedModel:
 
 _LOADED: dict[tuple[Any, ...], LoadedModel] = {}
 _LOAD_LOCK = threading.Lock()
+
+
+def _close_loaded() -> None:
+    """Free llama.cpp models before interpreter teardown.
+
+    Left to the garbage collector at exit, llama-cpp-python's finaliser runs
+    after its C bindings are gone and prints a TypeError traceback.
+    """
+    with _LOAD_LOCK:
+        for loaded in _LOADED.values():
+            with loaded.lock:
+                close = getattr(loaded.llama, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception:  # noqa: BLE001 - best effort at exit
+                        pass
+        _LOADED.clear()
+
+
+atexit.register(_close_loaded)
 
 
 def load_llama(

@@ -113,6 +113,24 @@ def _v2_statements() -> list[str]:
     return out
 
 
+#: LangSmith delivery outbox (see :mod:`selfheal.tracing.sync`): one row per trace or
+#: feedback not yet confirmed delivered; a row is deleted only after a verified upload.
+_V3 = [
+    """CREATE TABLE langsmith_pending (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        run_id TEXT,
+        op TEXT NOT NULL DEFAULT 'post',
+        seq INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        queued_at TEXT NOT NULL,
+        last_attempt_at TEXT,
+        PRIMARY KEY (kind, id)
+    )""",
+]
+
+
 def _statements(stmts: list[str]) -> Callable[[sqlite3.Connection], None]:
     def apply(conn: sqlite3.Connection) -> None:
         for sql in stmts:
@@ -125,6 +143,7 @@ def _statements(stmts: list[str]) -> Callable[[sqlite3.Connection], None]:
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _statements(_V1),
     2: _statements(_v2_statements()),
+    3: _statements(_V3),
 }
 CURRENT_VERSION = max(MIGRATIONS)
 

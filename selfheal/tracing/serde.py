@@ -55,6 +55,13 @@ def _encode(value: Any) -> str:
         return json.dumps(value, default=_fallback, ensure_ascii=False, allow_nan=False)
 
 
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON data (dicts, lists, strings, numbers), however it was typed."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return json.loads(_encode(value))
+
+
 def _shrink(value: Any, max_str: int) -> Any:
     if isinstance(value, str):
         if len(value) > max_str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from selfheal.tracing.writer import BackgroundWriter
 
 if TYPE_CHECKING:
     from selfheal.config import Settings
+    from selfheal.tracing.redact import Redactor
 
 Since = datetime | timedelta
 
@@ -156,8 +157,22 @@ class RunLike(Protocol):
     reference_example_id: UUID | None
 
 
-def encode_run(run: RunLike, limit: int = serde.MAX_PAYLOAD_CHARS) -> EncodedRun:
-    """Encode a run's payloads now (e.g. before its objects can be mutated) for a later write."""
+def encode_run(
+    run: RunLike, limit: int = serde.MAX_PAYLOAD_CHARS, redactor: Redactor | None = None
+) -> EncodedRun:
+    """Encode a run's payloads now (e.g. before its objects can be mutated) for a later write.
+
+    With a ``redactor``, secrets and PII are removed from every payload here,
+    before anything is stored (and so before a copy can go to LangSmith).
+    """
+    if redactor is not None:
+        return _encode_fields(run, limit, lambda v: redactor.redact(serde.plain(v)), redactor.redact_text)
+    return _encode_fields(run, limit, lambda v: v, lambda t: t)
+
+
+def _encode_fields(
+    run: RunLike, limit: int, clean: Callable[[Any], Any], clean_text: Callable[[str], str]
+) -> EncodedRun:
     return (
         str(run.id),
         run.name,
@@ -166,12 +181,12 @@ def encode_run(run: RunLike, limit: int = serde.MAX_PAYLOAD_CHARS) -> EncodedRun
         serde.iso(run.end_time),
         serde.epoch_us(run.start_time),
         serde.epoch_us(run.end_time),
-        serde.dumps(run.inputs or {}, limit=limit),
-        serde.dumps(run.outputs, limit=limit),
-        run.error,
-        serde.dumps(run.extra or {}, limit=limit),
+        serde.dumps(clean(run.inputs or {}), limit=limit),
+        serde.dumps(clean(run.outputs), limit=limit),
+        clean_text(run.error) if run.error else run.error,
+        serde.dumps(clean(run.extra or {}), limit=limit),
         serde.dumps(list(run.tags or ())),
-        serde.dumps(list(run.events or ()), limit=limit),
+        serde.dumps(clean(list(run.events or ())), limit=limit),
         _opt(run.parent_run_id),
         str(run.trace_id),
         run.dotted_order,
@@ -194,10 +209,16 @@ class LocalTraceStore:
     """A SQLite file with LangSmith's runs, projects, feedback, datasets and examples."""
 
     def __init__(
-        self, path: Path | str, *, max_payload_chars: int = serde.MAX_PAYLOAD_CHARS
+        self,
+        path: Path | str,
+        *,
+        max_payload_chars: int = serde.MAX_PAYLOAD_CHARS,
+        redactor: Redactor | None = None,
     ) -> None:
         self.path = Path(path)
         self.max_payload_chars = max_payload_chars
+        #: Applied to every run payload, metadata merge and feedback text before storage.
+        self.redactor = redactor
         self._lock = threading.RLock()
         self._projects: dict[str, ProjectRecord] = {}
         try:
@@ -224,8 +245,11 @@ class LocalTraceStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalTraceStore:
-        """The store configured by ``tracing.store`` in selfheal.yaml."""
-        return cls(settings.trace_store_path)
+        """The store configured by ``tracing.store`` in selfheal.yaml (redacting unless disabled)."""
+        from selfheal.tracing.redact import make_redactor
+
+        redactor = make_redactor(settings) if settings.tracing.redact else None
+        return cls(settings.trace_store_path, redactor=redactor)
 
     # -- plumbing -----------------------------------------------------------
     def __enter__(self) -> LocalTraceStore:
@@ -351,7 +375,7 @@ class LocalTraceStore:
     # -- runs ---------------------------------------------------------------
     def write_runs(self, runs: Iterable[RunRecord]) -> None:
         """Insert or replace a batch of runs in one transaction."""
-        self.write_encoded([encode_run(r, self.max_payload_chars) for r in runs])
+        self.write_encoded([encode_run(r, self.max_payload_chars, self.redactor) for r in runs])
 
     def write_encoded(self, rows: Sequence[EncodedRun]) -> None:
         """Insert or replace runs already encoded by :func:`encode_run`, in one transaction."""
@@ -477,7 +501,8 @@ class LocalTraceStore:
                 raise RunNotFoundError(f"run {rid} not found in {self.path}")
             extra = serde.loads(row["extra"]) or {}
             md = extra.get("metadata")
-            extra["metadata"] = {**(md if isinstance(md, dict) else {}), **metadata}
+            added = self.redactor.redact(serde.plain(dict(metadata))) if self.redactor else metadata
+            extra["metadata"] = {**(md if isinstance(md, dict) else {}), **added}
             conn.execute(
                 "UPDATE runs SET extra = ? WHERE id = ?",
                 (serde.dumps(extra, limit=self.max_payload_chars), rid),
@@ -485,6 +510,12 @@ class LocalTraceStore:
         run = self.get_run(rid)
         assert run is not None
         return run
+
+    def _clean(self, value: Any) -> Any:
+        """``value`` with secrets and PII removed (as is without a redactor)."""
+        if self.redactor is None or value is None:
+            return value
+        return self.redactor.redact(serde.plain(value))
 
     # -- feedback -----------------------------------------------------------
     def add_feedback(self, feedback: FeedbackRecord) -> FeedbackRecord:
@@ -506,9 +537,11 @@ class LocalTraceStore:
                     _opt(feedback.trace_id),
                     feedback.key,
                     None if feedback.score is None else float(feedback.score),
-                    serde.dumps(feedback.value),
-                    feedback.comment,
-                    serde.dumps(feedback.correction),
+                    serde.dumps(self._clean(feedback.value)),
+                    self.redactor.redact_text(feedback.comment)
+                    if self.redactor and feedback.comment
+                    else feedback.comment,
+                    serde.dumps(self._clean(feedback.correction)),
                     serde.iso(feedback.created_at),
                     serde.dumps(source),
                 ),

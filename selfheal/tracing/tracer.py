@@ -398,7 +398,7 @@ class LocalTracer(BaseTracer):
             store = self.store
             if isinstance(store, LocalTraceStore):
                 # Encode now: the caller may mutate the returned state before the write.
-                rows = [encode_run(span, store.max_payload_chars) for span in spans]
+                rows = [encode_run(span, store.max_payload_chars, store.redactor) for span in spans]
                 if self.background:
                     store.submit_encoded(rows)
                 else:
