@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from selfheal.domains.lambda_ops.tools import TOOL_NAMES
 from selfheal.cheatsheet.model import FailurePattern, Heuristic, Source
 from selfheal.context.loader import load_context
 from selfheal.context.render import TEMPLATE_VARIABLES, render_system_prompt
@@ -194,20 +195,7 @@ def test_template_variables_are_what_render_provides(tmp_path: Path) -> None:
 
 # -- the real seed context ------------------------------------------------------
 
-SEED_TOOLS = [
-    "list_functions",
-    "get_function_configuration",
-    "get_function_metrics",
-    "search_logs",
-    "update_memory",
-    "update_timeout",
-    "set_reserved_concurrency",
-    "remove_reserved_concurrency",
-    "get_account_concurrency",
-    "list_versions",
-    "update_alias",
-    "set_provisioned_concurrency",
-]
+SEED_TOOLS = list(TOOL_NAMES)
 
 
 def test_seed_prompt_is_compact_and_asks_for_used_line() -> None:

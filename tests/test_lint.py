@@ -5,24 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from selfheal.domains.lambda_ops.tools import TOOL_NAMES
 from selfheal.config import Settings, load_settings
 from selfheal.lint import LintIssue, lint_repository
 
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = {
-    "list_functions",
-    "get_function_configuration",
-    "get_function_metrics",
-    "search_logs",
-    "update_memory",
-    "update_timeout",
-    "set_reserved_concurrency",
-    "remove_reserved_concurrency",
-    "get_account_concurrency",
-    "list_versions",
-    "update_alias",
-    "set_provisioned_concurrency",
-}
+TOOLS = set(TOOL_NAMES)
 
 GOOD_CONTEXT = """\
 version: 1
