@@ -210,3 +210,34 @@ def test_unreachable_model_is_a_one_line_error_and_the_trace_is_kept(repo: Path)
         assert roots[0].status == "error"
     finally:
         store.close()
+
+
+def test_record_then_replay_reproduces_a_run_offline(repo: Path) -> None:
+    """cache_mode record stores the endpoint's answers; replay serves them with no endpoint at all."""
+    from helpers.openai_stub import OpenAIStub
+
+    from selfheal.errors import CacheMissError
+    from selfheal.models.providers import make_chat_model
+
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 12})])
+        stub.reply_text("Raised the timeout.\nUSED: heur-timeout-low-memory")
+        env = {"OPENAI_BASE_URL": stub.url, "SELFHEAL_MODEL_CACHE_MODE": "record"}
+        settings = load_settings(repo, env=env)
+        recorded = run_task(settings, scenario="lambda_timeout", model=make_chat_model(settings))
+        url = stub.url
+    assert recorded.success and len(stub.requests) == 3
+    assert len(list(settings.response_cache_dir.rglob("*.json"))) == 3
+
+    # Same configuration, but the endpoint is gone: replay must not need it.
+    env = {"OPENAI_BASE_URL": url, "SELFHEAL_MODEL_CACHE_MODE": "replay"}
+    settings = load_settings(repo, env=env)
+    replayed = run_task(settings, scenario="lambda_timeout", model=make_chat_model(settings))
+    assert replayed.success
+    assert replayed.tool_calls == recorded.tool_calls
+    assert replayed.used_entries == recorded.used_entries
+
+    with pytest.raises(CacheMissError) as info:
+        run_task(settings, "a task nobody recorded", scenario="lambda_timeout", model=make_chat_model(settings))
+    assert "\n" not in str(info.value)
