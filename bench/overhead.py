@@ -47,8 +47,8 @@ SCRIPT = [
 FINAL = "Raised the timeout from 3 s to 10 s.\nUSED: heur-timeout-low-memory"
 
 
-def scripted_model() -> Any:
-    """A fresh zero-latency model replaying the 4-turn script (one per run)."""
+def scripted_model(latency_s: float = 0.0) -> Any:
+    """A fresh model replaying the 4-turn script (one per run), ``latency_s`` per turn."""
     from langchain_core.messages import AIMessage
 
     from selfheal.models.fakes import ScriptedChatModel
@@ -58,7 +58,7 @@ def scripted_model() -> Any:
         for i, (n, a) in enumerate(SCRIPT)
     ]
     turns.append(FINAL)
-    return ScriptedChatModel(turns)
+    return ScriptedChatModel(turns, latency_s=latency_s)
 
 
 def bare_graph(tools: list[Any], holder: dict[str, Any]) -> Any:
@@ -85,7 +85,7 @@ def make_repo(tmp: Path) -> Path:
     return tmp
 
 
-def measure_overhead(runs: int) -> dict[str, Any]:
+def measure_overhead(runs: int, latency_s: float = 0.0) -> dict[str, Any]:
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from selfheal.agent.runner import run_task
@@ -108,14 +108,14 @@ def measure_overhead(runs: int) -> dict[str, Any]:
             graph = bare_graph(session.tools, holder)
 
             def bare() -> None:
-                holder["model"] = scripted_model()
+                holder["model"] = scripted_model(latency_s)
                 out = graph.invoke(
                     {"messages": [SystemMessage("You are a Lambda operator."), HumanMessage(session.task)]}
                 )
                 assert out["messages"][-1].content == FINAL
 
             def selfheal() -> None:
-                out = run_task(settings, model=scripted_model(), session=session)
+                out = run_task(settings, model=scripted_model(latency_s), session=session)
                 assert out.success and len(out.tool_calls) == 3
 
             for fn in (bare, selfheal, bare, selfheal):  # warm-up: imports, caches, first DB pages
@@ -138,7 +138,8 @@ def measure_overhead(runs: int) -> dict[str, Any]:
 
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
-        "workload": "lambda_timeout scenario, zero-latency scripted model, 4 turns, 3 tool calls, same 12 tools",
+        "workload": f"lambda_timeout scenario, scripted model with {latency_s * 1000:.0f} ms per turn, "
+        "4 turns, 3 tool calls, same 12 tools",
         "runs_each": runs,
         "bare_ms_median": round(med["bare"] * 1000, 2),
         "selfheal_ms_median": round(med["selfheal"] * 1000, 2),
@@ -185,6 +186,8 @@ def main() -> None:
         "bench": "overhead",
         "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
         "run_overhead": measure_overhead(args.runs),
+        # The same comparison with a fast hosted model's latency (50 ms/turn): what a user pays.
+        "run_overhead_50ms_model": measure_overhead(max(10, args.runs // 3), latency_s=0.05),
         "cli_help": measure_help(),
     }
     if not args.no_local:

