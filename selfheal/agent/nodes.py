@@ -57,20 +57,38 @@ def retrieve_from_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) ->
 
 
 def _tool_descriptions(rc: RunContext) -> list[tuple[str, str]]:
-    overrides = rc.agent_context.tools
-    return [(t.name, overrides.get(t.name) or t.description or "") for t in rc.session.tools]
+    return [(s["function"]["name"], s["function"]["description"]) for s in tool_schemas(rc)]
 
 
-def _bind_tools(rc: RunContext, tool_choice: str) -> Any:
-    """The model with the domain's tools bound (context.yaml's descriptions win)."""
-    tools = list(rc.session.tools)
+_SCHEMAS: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def tool_schemas(rc: RunContext) -> list[dict[str, Any]]:
+    """OpenAI tool schemas of the domain's tools, context.yaml's descriptions winning.
+
+    Cached by (name, argument schema, description): a domain builds new tool
+    objects per environment, and LangChain re-derives each schema (a pydantic
+    model per tool, ~1.5 ms) for every new object.
+    """
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
     overrides = rc.agent_context.tools
-    if overrides:
-        tools = [
-            t.model_copy(update={"description": overrides[t.name]}) if t.name in overrides else t
-            for t in tools
-        ]
-    return rc.model.bind_tools(tools, tool_choice=tool_choice) if tools else rc.model
+    out = []
+    for t in rc.session.tools:
+        description = overrides.get(t.name) or t.description or ""
+        key = (t.name, t.args_schema, description)
+        schema = _SCHEMAS.get(key)
+        if schema is None:
+            schema = convert_to_openai_tool(t)
+            schema["function"]["description"] = description
+            _SCHEMAS[key] = schema
+        out.append(schema)
+    return out
+
+
+def _bind_tools(rc: RunContext, schemas: list[dict[str, Any]], tool_choice: str) -> Any:
+    """The model with the tools bound (tools run by name in :func:`_run_tool_call`)."""
+    return rc.model.bind_tools(schemas, tool_choice=tool_choice) if schemas else rc.model
 
 
 def parse_used_entries(text: str, known: set[str]) -> tuple[list[str], list[str]]:
@@ -151,9 +169,10 @@ def execute_task(
         tools=_tool_descriptions(rc),
     )
     messages: list[BaseMessage] = [SystemMessage(content=system_prompt), HumanMessage(content=state["task"])]
-    bound = _bind_tools(rc, "auto")
+    schemas = tool_schemas(rc)
+    bound = _bind_tools(rc, schemas, "auto")
     first_choice = rc.settings.model.first_turn_tool_choice
-    first = bound if first_choice == "auto" else _bind_tools(rc, first_choice)
+    first = bound if first_choice == "auto" else _bind_tools(rc, schemas, first_choice)
     max_steps = rc.settings.thresholds.max_steps
 
     steps = 0
