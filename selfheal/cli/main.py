@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lint": ("selfheal.cli.lint_cmd", "lint", "Validate context, templates and cheatsheet files."),
     "scenarios": ("selfheal.cli.scenarios_cmd", "scenarios", "List the agent's scenarios."),
     "model": ("selfheal.cli.model_cmd", "model", "Prepare and inspect the chat model."),
+    "traces": ("selfheal.cli.traces_cmd", "traces", "List, show, summarise, sync and prune traces."),
+    "feedback": ("selfheal.cli.feedback_cmd", "feedback", "Score a run (with a comment or correction)."),
 }
 
 

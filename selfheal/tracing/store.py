@@ -29,7 +29,9 @@ from uuid import UUID
 
 from selfheal.tracing import serde
 from selfheal.tracing.errors import RunNotFoundError, TraceStoreError
+from selfheal.tracing.filters import Filter
 from selfheal.tracing.migrations import INDEXED_METADATA_KEYS, migrate
+from selfheal.tracing.query import compile_filter, install_functions, to_filter
 from selfheal.tracing.schema import (
     DatasetRecord,
     ExampleRecord,
@@ -492,6 +494,167 @@ class LocalTraceStore:
         with self._read() as conn:
             return int(conn.execute(sql, params).fetchone()[0])
 
+    # -- filter queries and retention (see selfheal.tracing.query) ----------
+    def query_runs(
+        self,
+        filter: str | Filter | None = None,  # noqa: A002 - LangSmith's parameter name
+        *,
+        project: str | UUID | None = None,
+        since: Since | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        task_type: str | None = None,
+        run_type: str | None = None,
+        is_root: bool | None = None,
+        limit: int | None = 100,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Runs matching a LangSmith filter string and every given argument, newest first.
+
+        ``filter`` uses LangSmith's language (``and(eq(status, "error"),
+        gte(start_time, "2026-11-01"))``) with the semantics of
+        :func:`selfheal.tracing.filters.evaluate`; a malformed one raises
+        ``FilterError`` naming the column. ``since`` is a datetime or a
+        look-back window, ``until`` exclusive. ``limit=None`` returns every match.
+        """
+        if (limit is not None and limit < 0) or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        found = self._matching(filter, project, since, until, status, task_type, run_type, is_root)
+        if found is None:
+            return []
+        where, params = found
+        sql = f"{_RUN_SELECT} WHERE {where} ORDER BY start_time DESC, dotted_order DESC"
+        if limit is not None or offset:
+            sql += " LIMIT :q_limit OFFSET :q_offset"
+            params["q_limit"] = -1 if limit is None else int(limit)
+            params["q_offset"] = int(offset)
+        with self._read() as conn:
+            install_functions(conn)
+            rows = conn.execute(sql, params).fetchall()
+        return [_run_from_row(r) for r in rows]
+
+    def count_matching(
+        self,
+        filter: str | Filter | None = None,  # noqa: A002
+        *,
+        project: str | UUID | None = None,
+        since: Since | None = None,
+        until: datetime | None = None,
+        status: str | None = None,
+        task_type: str | None = None,
+        run_type: str | None = None,
+        is_root: bool | None = None,
+    ) -> int:
+        """How many runs :meth:`query_runs` would return without a limit."""
+        found = self._matching(filter, project, since, until, status, task_type, run_type, is_root)
+        if found is None:
+            return 0
+        where, params = found
+        with self._read() as conn:
+            install_functions(conn)
+            row = conn.execute(f"SELECT COUNT(*) FROM runs WHERE {where}", params).fetchone()
+        return int(row[0])
+
+    def _matching(
+        self,
+        filter: str | Filter | None,  # noqa: A002
+        project: str | UUID | None,
+        since: Since | None,
+        until: datetime | None,
+        status: str | None,
+        task_type: str | None,
+        run_type: str | None,
+        is_root: bool | None,
+    ) -> tuple[str, dict[str, Any]] | None:
+        """WHERE clause and named parameters; None when ``project`` names no project."""
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if filter is not None:
+            compiled = compile_filter(to_filter(filter))
+            where.append(compiled.where)
+            params.update(compiled.params)
+        if project is not None:
+            session_id = self._session_id(project)
+            if session_id is None:
+                return None
+            where.append("runs.session_id = :q_session")
+            params["q_session"] = session_id
+        if since is not None:
+            where.append("runs.start_time >= :q_since")
+            params["q_since"] = _since(since)
+        if until is not None:
+            where.append("runs.start_time < :q_until")
+            params["q_until"] = serde.iso(until)
+        if status is not None:
+            where.append("runs.status = :q_status")
+            params["q_status"] = status
+        if task_type is not None:
+            where.append("runs.meta_task_type = :q_task_type")
+            params["q_task_type"] = task_type
+        if run_type is not None:
+            where.append("runs.run_type = :q_run_type")
+            params["q_run_type"] = run_type
+        if is_root is not None:
+            where.append(f"runs.parent_run_id IS {'' if is_root else 'NOT '}NULL")
+        return (" AND ".join(where) if where else "1"), params
+
+    def _session_id(self, project: str | UUID) -> str | None:
+        if isinstance(project, UUID):
+            return str(project)
+        found = self.get_project(project)
+        return None if found is None else str(found.id)
+
+    def prune(
+        self,
+        older_than: timedelta,
+        *,
+        project: str | UUID | None = None,
+        batch_traces: int = 500,
+        vacuum: bool = False,
+    ) -> int:
+        """Delete whole traces whose root run started more than ``older_than`` ago; returns how many.
+
+        Each batch of traces goes in one transaction with their runs, their
+        feedback and their ``langsmith_pending`` rows (a pruned trace is no
+        longer worth uploading), so a reader never sees part of a trace and
+        other writers get the file between batches. Freed pages are reused by
+        later writes; ``vacuum=True`` also shrinks the file (a full ``VACUUM``
+        that switches the file to incremental auto-vacuum, so later prunes
+        return space without one).
+        """
+        if older_than < timedelta(0):
+            raise ValueError("older_than must not be negative")
+        if batch_traces < 1:
+            raise ValueError("batch_traces must be at least 1")
+        select = "SELECT DISTINCT trace_id FROM runs WHERE parent_run_id IS NULL AND start_time < ?"
+        args: list[Any] = [serde.iso(utcnow() - older_than)]
+        if project is not None:
+            session_id = self._session_id(project)
+            if session_id is None:
+                return 0
+            select += " AND session_id = ?"
+            args.append(session_id)
+        select += " LIMIT ?"
+        args.append(batch_traces)
+        pruned = 0
+        while True:
+            with self._write() as conn:
+                traces = [r[0] for r in conn.execute(select, args).fetchall()]
+                if traces:
+                    _delete_traces(conn, traces)
+            if not traces:
+                break
+            pruned += len(traces)
+        with self._read() as conn:
+            conn.execute("PRAGMA optimize")
+            if vacuum:
+                conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+                conn.execute("VACUUM")
+            elif conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+                # executescript steps it to the end; execute() would free a single page
+                conn.executescript("PRAGMA incremental_vacuum;")
+        return pruned
+
     def merge_metadata(self, run_id: UUID | str, metadata: Mapping[str, Any]) -> RunRecord:
         """Merge keys into a stored run's ``extra.metadata`` (e.g. success, once the graph ends)."""
         rid = _uuid(run_id)
@@ -666,6 +829,29 @@ class LocalTraceStore:
             if split is None or split in ex.splits:
                 out.append(ex)
         return out
+
+
+def _delete_traces(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> None:
+    """Delete these traces' runs, feedback and LangSmith outbox rows (inside the caller's transaction)."""
+    marks = ", ".join("?" * len(trace_ids))
+    ids = list(trace_ids)
+    feedback_ids = [
+        r[0]
+        for r in conn.execute(
+            f"SELECT id FROM feedback WHERE trace_id IN ({marks})"
+            f" OR run_id IN (SELECT id FROM runs WHERE trace_id IN ({marks}))",
+            ids + ids,
+        )
+    ]
+    for start in range(0, len(feedback_ids), 500):
+        chunk = feedback_ids[start : start + 500]
+        fb_marks = ", ".join("?" * len(chunk))
+        conn.execute(f"DELETE FROM feedback WHERE id IN ({fb_marks})", chunk)
+        conn.execute(
+            f"DELETE FROM langsmith_pending WHERE kind = 'feedback' AND id IN ({fb_marks})", chunk
+        )
+    conn.execute(f"DELETE FROM langsmith_pending WHERE kind = 'trace' AND id IN ({marks})", ids)
+    conn.execute(f"DELETE FROM runs WHERE trace_id IN ({marks})", ids)
 
 
 def _metadata_clause(key: str, value: Any) -> tuple[str, list[Any]]:
