@@ -70,6 +70,8 @@ def render_outcome(outcome: RunOutcome, out: Console | None = None) -> None:
     tokens = outcome.usage.get("total_tokens", 0)
     c.print(f"Run [bold]{outcome.run_id}[/] · {outcome.latency_s:.1f}s · {tokens} tokens · "
             f"trace in {escape(_shown_path(outcome.trace_store))}", soft_wrap=True)
+    c.print(f"[dim]See it with: selfheal traces show {outcome.run_id} · "
+            f"rate it with: selfheal feedback {outcome.run_id} --score 0..1[/]", soft_wrap=True)
 
 
 def _shown_path(path: str) -> str:
