@@ -28,17 +28,17 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 # Pools shared by runs and filters, so random filters often hit.
 NAMES = ["LangGraph", "retrieve", "ChatOpenAI", "İstanbul", "istanbul", "STRASSE", "straße",
-         "a'b\"c", "100%_done", "KELVIN\u212a", "ﬁx"]  # fmt: skip
+         "a'b\"c", "100%_done", "KELVIN\u212a", "ﬁx", "ΟΔΟΣ"]  # fmt: skip
 TAGS = ["prod", "Prod", "seq:step:1", "a%b", "x_y", "ünïcode"]
 META_KEYS = ["task_type", "success", "error_type", "temperature", "region", "a.b", "x-y"]
 WEIRD_META_KEYS = ['we"ird', "back\\slash"]
 STRINGS = ["lambda_latency", "Lambda_Latency", "0.7", "5", "5.0", "true", "false", "null", "",
-           "abc", "ABC", "1e+16", "-0.0", "%", "_", "it's", 'say "hi"', "ß", "İ"]  # fmt: skip
+           "abc", "ABC", "1e+16", "-0.0", "%", "_", "it's", 'say "hi"', "ß", "İ", "x\nΣ y"]  # fmt: skip
 NUMBERS: list[int | float] = [0, 1, 5, -3, 0.7, 5.0, 2.5, -0.0, 1e16, 1000]
 IO_KEYS = ["task", "messages", "answer", "count", "flag"]
 FEEDBACK_KEYS = ["correctness", "helpfulness", "user_score"]
 SEARCH_NEEDLES = ["i", "İ", "istanbul", "STRASSE", "ss", "k", "%", "_", "'", '"', "fix", "ﬁ",
-                  "lambda", "ABC", "0.7", "graph"]  # fmt: skip
+                  "lambda", "ABC", "0.7", "graph", "σ", "ς", "\n", '"hi', "x\\n"]  # fmt: skip
 
 scalars = st.one_of(
     st.sampled_from(STRINGS), st.sampled_from(NUMBERS), st.booleans(), st.none()
@@ -578,6 +578,8 @@ def _plan(store: LocalTraceStore, text: str) -> str:
         ("""has(metadata, '{"error_type": "permission"}')""", "ix_runs_meta_error_type"),
         ('and(eq(metadata_key, "task_type"), eq(metadata_value, "iam"))', "ix_runs_meta_task_type"),
         ('eq(trace_id, "0b7a3c1e-5d2f-4e6a-8b9c-0d1e2f3a4b5c")', "ix_runs_trace"),
+        ('and(eq(metadata.task_type, "iam"), eq(metadata.success, false), eq(is_root, true))',
+         "ix_runs_root_task"),  # fmt: skip
     ],
 )
 def test_selective_filters_use_an_index(store: LocalTraceStore, text: str, index: str) -> None:

@@ -131,6 +131,15 @@ _V3 = [
 ]
 
 
+#: Root runs by task type and outcome (success rates, "failed lambda_latency traces"):
+#: partial, so child runs -- nine in ten -- pay nothing for it at ingest; used by
+#: queries that say ``parent_run_id IS NULL`` (``is_root=True``, ``eq(is_root, true)``).
+_V4 = [
+    "CREATE INDEX ix_runs_root_task ON runs (meta_task_type, meta_success, start_time)"
+    " WHERE parent_run_id IS NULL",
+]
+
+
 def _statements(stmts: list[str]) -> Callable[[sqlite3.Connection], None]:
     def apply(conn: sqlite3.Connection) -> None:
         for sql in stmts:
@@ -144,6 +153,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _statements(_V1),
     2: _statements(_v2_statements()),
     3: _statements(_V3),
+    4: _statements(_V4),
 }
 CURRENT_VERSION = max(MIGRATIONS)
 

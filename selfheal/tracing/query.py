@@ -62,6 +62,9 @@ _META_PREFIX = "metadata."
 #: Metadata keys safe to splice into a quoted JSON path (``$.metadata."key"``).
 _PATH_KEY = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 _NUMERIC_TYPES = "('integer', 'real')"
+#: Needles whose presence in a string leaf implies presence in the raw JSON text: no
+#: character JSON escapes, and no sigma (whose lower case depends on its neighbours).
+_RAW_SAFE = re.compile(r'^[^"\\\x00-\x1f\u03a3\u03c3\u03c2]*$')
 _INT64 = 2**63
 
 _TEXT_COLUMNS = frozenset({"id", "trace_id", "parent_run_id", "name", "run_type", "status", "error"})
@@ -207,13 +210,21 @@ class _Compiler:
         return self.comparison(node)
 
     def search(self, node: Search) -> str:
-        n = self.p(node.text.lower())
+        needle = node.text.lower()
+        n = self.p(needle)
         if node.field is None:
             trees = [
                 f"EXISTS (SELECT 1 FROM json_tree(runs.{col}) AS t"
                 f" WHERE t.type = 'text' AND {_FN_ICONTAINS}(t.value, {n}))"
                 for col in ("inputs", "outputs")
             ]
+            if _RAW_SAFE.match(needle):
+                # A leaf containing the needle leaves it in the document's JSON text too, and
+                # one pass over that text is far cheaper than walking the tree for every run.
+                trees = [
+                    f"({_FN_ICONTAINS}(runs.{col}, {n}) AND {tree})"
+                    for col, tree in zip(("inputs", "outputs"), trees, strict=True)
+                ]
             return _or(
                 [f"{_FN_ICONTAINS}(runs.name, {n})", f"{_FN_ICONTAINS}(runs.error, {n})", *trees]
             )
