@@ -37,7 +37,7 @@ from uuid import UUID
 import requests
 
 from selfheal.errors import SelfhealError
-from selfheal.tracing.schema import FeedbackRecord, RunRecord, utcnow
+from selfheal.tracing.schema import FeedbackRecord, RunRecord, link_children, utcnow
 
 if TYPE_CHECKING:
     from langsmith import Client
@@ -375,13 +375,7 @@ class LangSmithTraceReader:
         with _quiet_deprecation():
             runs = [record_from_langsmith(r) for r in self.client.list_runs(trace_id=trace_id)]
         runs.sort(key=lambda r: r.dotted_order)
-        children: dict[UUID, list[UUID]] = {r.id: [] for r in runs}
-        for r in runs:
-            if r.parent_run_id in children:
-                children[r.parent_run_id].append(r.id)
-        for r in runs:
-            r.child_run_ids = children[r.id]
-        return runs
+        return link_children(runs)
 
     def list_runs(
         self,

@@ -160,3 +160,14 @@ class ExampleRecord(_Record):
         if split is None:
             return []
         return [split] if isinstance(split, str) else [str(s) for s in split]
+
+
+def link_children(runs: list[RunRecord]) -> list[RunRecord]:
+    """Fill each run's ``child_run_ids`` from the others' parent ids (both backends' traces)."""
+    children: dict[UUID, list[UUID]] = {r.id: [] for r in runs}
+    for r in runs:
+        if r.parent_run_id in children:
+            children[r.parent_run_id].append(r.id)
+    for r in runs:
+        r.child_run_ids = children[r.id]
+    return runs

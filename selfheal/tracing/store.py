@@ -38,6 +38,7 @@ from selfheal.tracing.schema import (
     FeedbackRecord,
     ProjectRecord,
     RunRecord,
+    link_children,
     utcnow,
 )
 from selfheal.tracing.writer import BackgroundWriter
@@ -403,13 +404,7 @@ class LocalTraceStore:
                 (_uuid(trace_id, "trace id"),),
             ).fetchall()
         runs = [_run_from_row(r) for r in rows]
-        children: dict[UUID, list[UUID]] = {r.id: [] for r in runs}
-        for r in runs:
-            if r.parent_run_id in children:
-                children[r.parent_run_id].append(r.id)
-        for r in runs:
-            r.child_run_ids = children[r.id]
-        return runs
+        return link_children(runs)
 
     def list_runs(
         self,
