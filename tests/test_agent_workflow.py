@@ -219,8 +219,10 @@ def test_record_then_replay_reproduces_a_run_offline(repo: Path) -> None:
     from selfheal.errors import CacheMissError
     from selfheal.models.providers import make_chat_model
 
+    # Only tools whose results do not depend on the wall clock: the simulated account's
+    # timestamps and metric windows move with time, which would change the request keys.
     with OpenAIStub() as stub:
-        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 10})])
         stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 12})])
         stub.reply_text("Raised the timeout.\nUSED: heur-timeout-low-memory")
         env = {"OPENAI_BASE_URL": stub.url, "SELFHEAL_MODEL_CACHE_MODE": "record"}
