@@ -1,20 +1,23 @@
 """How the local trace store scales: batched ingest rate and filter-query latency.
 
 Workload: synthetic traces shaped like the agent's (10 runs each: the graph root,
-3 node chains, 3 chat-model calls with message lists, 3 boto3-style tool calls),
-~1.5 KB of JSON payload per run, LangGraph-style metadata on every run,
-task_type/success on roots, 8% of traces failing (root and one tool run in
-error), spread evenly over the 30 days before now.
+3 node chains, 3 chat-model calls whose message list grows, 3 boto3-style tool
+calls), ~1.2 KB of JSON payload per run, the runner's metadata inherited by
+every run (task_type...), success/error_type on roots, 1 trace in 12 failing
+(root and one tool run in error), run ids uuid7 as LangChain 1.x makes them,
+traces spread evenly over the 30 days before now.
 
-* ingest - the tracer's own path: ``encode_run`` for every run then
-  ``LocalTraceStore.write_encoded`` per batch (default 1000 runs), timed
-  together; run generation is not timed. Measured on fresh files with
-  redaction off and on, side by side (goal >= 20k runs/s without redaction).
-* query - one file grown to each size in ``--sizes``; at each size the LangSmith
-  filter ``and(eq(status, "error"), gte(start_time, <now - 1 day>))`` through
+* scaling - one file grown to each size in ``--sizes`` (oldest trace first); at
+  each size the LangSmith filters in :data:`QUERIES` through
   ``query_runs(limit=100)`` and ``count_matching`` (median of repeats after one
-  warm-up; goal <= 50 ms at 1M runs), with the query plan, file size and the
-  process's peak RSS.
+  warm-up), with their query plans, the file size and the process's peak RSS.
+  Goal: ``and(eq(status, "error"), gte(start_time, <recent>))`` <= 50 ms at 1M runs.
+* ingest - the tracer's path: ``encode_run`` for every run then
+  ``LocalTraceStore.write_encoded`` per batch (default 1000 runs), encode and
+  write timed, generation not; fresh files, median of ``--ingest-repeats``,
+  configurations interleaved so machine noise hits all alike: redaction off/on,
+  random uuid4 ids, and the tracer's background-writer path (encode per trace,
+  ``submit_encoded``, timed to the flush). Goal: >= 20k runs/s, redaction off.
 
     python bench/trace_store.py [--sizes 10000,100000,1000000] [--batch 1000]
 """
@@ -116,28 +119,57 @@ def make_trace(i: int, start: datetime, session_id: uuid.UUID) -> list[Span]:
     runs: list[Span] = []
     t = start
     # What the runner puts in the graph config; LangChain copies it to every child run.
-    inherited = {"task_type": task_type, "scenario": f"{task_type}-{i % 7}", "agent": "lambda_ops",
-                 "model": "qwen2.5-coder-1.5b", "context_version": "v12", "cheatsheet_version": "v31"}  # fmt: skip
+    inherited = {
+        "task_type": task_type,
+        "scenario": f"{task_type}-{i % 7}",
+        "agent": "lambda_ops",
+        "model": "qwen2.5-coder-1.5b",
+        "context_version": "v12",
+        "cheatsheet_version": "v31",
+    }
 
-    def child(name: str, run_type: str, inputs: Any, outputs: Any, ms: int, step: int,
-              error: str | None = None, tokens: tuple[int, int] | None = None) -> None:  # fmt: skip
+    def child(
+        name: str,
+        run_type: str,
+        inputs: Any,
+        outputs: Any,
+        ms: int,
+        step: int,
+        error: str | None = None,
+        tokens: tuple[int, int] | None = None,
+    ) -> None:
         nonlocal t
         t = t + timedelta(milliseconds=3)
         rid = new_id(t)
         end = t + timedelta(milliseconds=ms)
-        md = {**inherited, "langgraph_step": step, "langgraph_node": name, "thread_id": str(root_id),
-              "ls_provider": "openai" if run_type == "llm" else None}  # fmt: skip
+        md = {
+            **inherited,
+            "langgraph_step": step,
+            "langgraph_node": name,
+            "thread_id": str(root_id),
+            "ls_provider": "openai" if run_type == "llm" else None,
+        }
         runs.append(
             Span(
-                id=rid, name=name, run_type=run_type, start_time=t, end_time=end,
-                inputs=inputs, outputs=None if error else outputs, error=error,
-                extra={"metadata": md}, tags=[f"seq:step:{step}"], parent_run_id=root_id,
-                trace_id=root_id, dotted_order=f"{root_order}.{_order(t, rid)}",
-                session_id=session_id, status="error" if error else "success",
+                id=rid,
+                name=name,
+                run_type=run_type,
+                start_time=t,
+                end_time=end,
+                inputs=inputs,
+                outputs=None if error else outputs,
+                error=error,
+                extra={"metadata": md},
+                tags=[f"seq:step:{step}"],
+                parent_run_id=root_id,
+                trace_id=root_id,
+                dotted_order=f"{root_order}.{_order(t, rid)}",
+                session_id=session_id,
+                status="error" if error else "success",
                 prompt_tokens=tokens[0] if tokens else None,
                 completion_tokens=tokens[1] if tokens else None,
                 total_tokens=sum(tokens) if tokens else None,
-            )  # fmt: skip
+            )
         )
         t = end
 
@@ -145,55 +177,167 @@ def make_trace(i: int, start: datetime, session_id: uuid.UUID) -> list[Span]:
         {"type": "system", "content": SYSTEM},
         {"type": "human", "content": task},
     ]
-    child("retrieve", "chain", {"task": task}, {"heuristics": [{"id": f"heur-{task_type}-{k}", "rule": "Check the VPC configuration before"
-                                    " changing memory; ENI attachment adds seconds to cold starts.", "score": 0.8 - k / 10}
-                                   for k in range(3)]}, 4, 1)
+    child(
+        "retrieve",
+        "chain",
+        {"task": task},
+        {
+            "heuristics": [
+                {
+                    "id": f"heur-{task_type}-{k}",
+                    "rule": "Check the VPC configuration before"
+                    " changing memory; ENI attachment adds seconds to cold starts.",
+                    "score": 0.8 - k / 10,
+                }
+                for k in range(3)
+            ]
+        },
+        4,
+        1,
+    )
     for turn, tool in enumerate(["get_function_configuration", "search_logs", "update_memory"]):
         if turn:  # the conversation grows by the previous call and its result
-            messages = [*messages, {"type": "ai", "content": "", "tool_calls": [{"name": tool, "id": f"call_{i}_{turn}"}]},
-                        {"type": "tool", "content": f"MemorySize 512, Timeout 3, p99 {2000 + i % 500} ms"}]  # fmt: skip
-        child("ChatOpenAI", "llm", {"messages": [messages]},
-              {"generations": [[{"text": "", "message": {"type": "ai", "content": f"Step {turn + 1}: the logs and the configuration"
-                  f" decide the next change, so call {tool} for {fn} first.", "tool_calls": [
-                  {"name": tool, "args": {"function_name": fn}, "id": f"call_{i}_{turn}"}]}}]],
-               "llm_output": {"model_name": "qwen2.5-coder-1.5b"}},
-              180 + turn * 20, 2 + 2 * turn, tokens=(420 + 60 * turn, 38))  # fmt: skip
-        error = "AccessDeniedException: not authorized to perform lambda:UpdateFunctionConfiguration" if (
-            failed and tool == "update_memory") else None  # fmt: skip
-        child(tool, "tool", {"input": json.dumps({"function_name": fn, "memory_mb": 1024})},
-              {"output": {"FunctionName": fn, "MemorySize": 512 + 128 * (i % 4), "Timeout": 3,
-                          "FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{fn}",
-                          "Runtime": "python3.12", "Handler": "app.handler", "CodeSize": 48213 + i % 1000,
-                          "Role": "arn:aws:iam::123456789012:role/checkout-api-exec",
-                          "Environment": {"Variables": {"TABLE": "orders", "STAGE": "prod", "LOG_LEVEL": "INFO"}},
-                          "VpcConfig": {"SubnetIds": ["subnet-0abc1234", "subnet-0def5678"],
-                                        "SecurityGroupIds": ["sg-0def9012"]},
-                          "LastModified": start.isoformat(),
-                          "Logs": [f"START RequestId: {i:08x}-1c2d Version: $LATEST",
-                                   "INIT_START Runtime Version: python:3.12.v18",
-                                   f"REPORT Duration: {2000 + i % 900}.41 ms Billed Duration: {2100 + i % 900} ms"
-                                   " Memory Size: 512 MB Max Memory Used: 181 MB Init Duration: 1320.77 ms",
-                                   "Task timed out after 3.00 seconds", "owner alice@example.com"]}},
-              25, 3 + 2 * turn, error=error)  # fmt: skip
-    child("evaluate", "chain", {"checks": ["latency_p99_below_500ms"]}, {"verdict": "fail" if failed else "pass"}, 2, 8)
-    child("curate", "chain", {"verdict": "fail" if failed else "pass"}, {"updated": [f"heur-{task_type}-0"]}, 2, 9)
+            messages = [
+                *messages,
+                {
+                    "type": "ai",
+                    "content": "",
+                    "tool_calls": [{"name": tool, "id": f"call_{i}_{turn}"}],
+                },
+                {"type": "tool", "content": f"MemorySize 512, Timeout 3, p99 {2000 + i % 500} ms"},
+            ]
+        child(
+            "ChatOpenAI",
+            "llm",
+            {"messages": [messages]},
+            {
+                "generations": [
+                    [
+                        {
+                            "text": "",
+                            "message": {
+                                "type": "ai",
+                                "content": f"Step {turn + 1}: the logs and the configuration"
+                                f" decide the next change, so call {tool} for {fn} first.",
+                                "tool_calls": [
+                                    {
+                                        "name": tool,
+                                        "args": {"function_name": fn},
+                                        "id": f"call_{i}_{turn}",
+                                    }
+                                ],
+                            },
+                        }
+                    ]
+                ],
+                "llm_output": {"model_name": "qwen2.5-coder-1.5b"},
+            },
+            180 + turn * 20,
+            2 + 2 * turn,
+            tokens=(420 + 60 * turn, 38),
+        )
+        error = (
+            "AccessDeniedException: not authorized to perform lambda:UpdateFunctionConfiguration"
+            if (failed and tool == "update_memory")
+            else None
+        )
+        child(
+            tool,
+            "tool",
+            {"input": json.dumps({"function_name": fn, "memory_mb": 1024})},
+            {
+                "output": {
+                    "FunctionName": fn,
+                    "MemorySize": 512 + 128 * (i % 4),
+                    "Timeout": 3,
+                    "FunctionArn": f"arn:aws:lambda:us-east-1:123456789012:function:{fn}",
+                    "Runtime": "python3.12",
+                    "Handler": "app.handler",
+                    "CodeSize": 48213 + i % 1000,
+                    "Role": "arn:aws:iam::123456789012:role/checkout-api-exec",
+                    "Environment": {
+                        "Variables": {"TABLE": "orders", "STAGE": "prod", "LOG_LEVEL": "INFO"}
+                    },
+                    "VpcConfig": {
+                        "SubnetIds": ["subnet-0abc1234", "subnet-0def5678"],
+                        "SecurityGroupIds": ["sg-0def9012"],
+                    },
+                    "LastModified": start.isoformat(),
+                    "Logs": [
+                        f"START RequestId: {i:08x}-1c2d Version: $LATEST",
+                        "INIT_START Runtime Version: python:3.12.v18",
+                        f"REPORT Duration: {2000 + i % 900}.41 ms"
+                        f" Billed Duration: {2100 + i % 900} ms"
+                        " Memory Size: 512 MB Max Memory Used: 181 MB Init Duration: 1320.77 ms",
+                        "Task timed out after 3.00 seconds",
+                        "owner alice@example.com",
+                    ],
+                }
+            },
+            25,
+            3 + 2 * turn,
+            error=error,
+        )
+    child(
+        "evaluate",
+        "chain",
+        {"checks": ["latency_p99_below_500ms"]},
+        {"verdict": "fail" if failed else "pass"},
+        2,
+        8,
+    )
+    child(
+        "curate",
+        "chain",
+        {"verdict": "fail" if failed else "pass"},
+        {"updated": [f"heur-{task_type}-0"]},
+        2,
+        9,
+    )
     end = t + timedelta(milliseconds=2)
     root = Span(
-        id=root_id, name="LangGraph", run_type="chain", start_time=start, end_time=end,
-        inputs={"task": task, "task_type": task_type}, outputs=None if failed else {"answer": f"Raised {fn} memory to 1024 MB.", "messages": messages,
-                                                "verdict": "pass", "cheatsheet_used": ["heur-vpc-before-memory"]},
+        id=root_id,
+        name="LangGraph",
+        run_type="chain",
+        start_time=start,
+        end_time=end,
+        inputs={"task": task, "task_type": task_type},
+        outputs=None
+        if failed
+        else {
+            "answer": f"Raised {fn} memory to 1024 MB.",
+            "messages": messages,
+            "verdict": "pass",
+            "cheatsheet_used": ["heur-vpc-before-memory"],
+        },
         error="AccessDeniedException: update_memory failed" if failed else None,
-        extra={"metadata": {**inherited, "success": not failed, "latency": 1.2 + i % 10 / 10,
-                            "error_type": "permission" if failed else None}},
-        tags=["selfheal", task_type], parent_run_id=None, trace_id=root_id, dotted_order=root_order,
-        session_id=session_id, status="error" if failed else "success",
-    )  # fmt: skip
+        extra={
+            "metadata": {
+                **inherited,
+                "success": not failed,
+                "latency": 1.2 + i % 10 / 10,
+                "error_type": "permission" if failed else None,
+            }
+        },
+        tags=["selfheal", task_type],
+        parent_run_id=None,
+        trace_id=root_id,
+        dotted_order=root_order,
+        session_id=session_id,
+        status="error" if failed else "success",
+    )
     return [root, *runs]
 
 
-def batches(n_runs: int, batch: int, first_trace: int, total_traces: int, now: datetime,
-            session_id: uuid.UUID) -> Iterator[list[Span]]:  # fmt: skip
-    """Traces ``first_trace...`` of ``total_traces`` spread over ``SPAN``, in batches of ``batch`` runs."""
+def batches(
+    n_runs: int,
+    batch: int,
+    first_trace: int,
+    total_traces: int,
+    now: datetime,
+    session_id: uuid.UUID,
+) -> Iterator[list[Span]]:
+    """Traces ``first_trace...`` of ``total_traces`` over ``SPAN``, in batches of ``batch`` runs."""
     step = SPAN / total_traces
     out: list[Span] = []
     for k in range(first_trace, first_trace + n_runs // RUNS_PER_TRACE):
@@ -234,7 +378,9 @@ def ingest_background(store: Any, spans_batches: Iterator[list[Span]]) -> tuple[
     ]
     t0 = time.perf_counter()
     for spans in traces:
-        store.submit_encoded([encode_run(s, store.max_payload_chars, store.redactor) for s in spans])
+        store.submit_encoded(
+            [encode_run(s, store.max_payload_chars, store.redactor) for s in spans]
+        )
     store.flush()
     return sum(len(t) for t in traces), time.perf_counter() - t0
 
@@ -284,8 +430,12 @@ def ingest_once(
         ID_KIND = "uuid7"
         for p in workdir.glob(f"{path.name}*"):
             p.unlink()
-    return {"runs_per_s": n / (enc_s + write_s), "encode_us": enc_s / n * 1e6,
-            "write_us": write_s / n * 1e6, "file_mib": size}  # fmt: skip
+    return {
+        "runs_per_s": n / (enc_s + write_s),
+        "encode_us": enc_s / n * 1e6,
+        "write_us": write_s / n * 1e6,
+        "file_mib": size,
+    }
 
 
 def bench_ingest(workdir: Path, runs: int, batch: int, repeats: int) -> list[dict[str, Any]]:
@@ -306,7 +456,9 @@ def bench_ingest(workdir: Path, runs: int, batch: int, repeats: int) -> list[dic
                 ingest_once(workdir, runs, batch, redact, ids, background)
             )
     sid = uuid.uuid4()
-    sample = [encode_run(s) for k in range(RUNS_PER_TRACE) for s in make_trace(k, datetime.now(UTC), sid)]
+    sample = [
+        encode_run(s) for k in range(RUNS_PER_TRACE) for s in make_trace(k, datetime.now(UTC), sid)
+    ]
     out = []
     for (redact, ids, background), got in samples.items():
         med = {k: statistics.median(g[k] for g in got) for k in got[0]}
@@ -339,7 +491,8 @@ QUERIES: dict[str, tuple[str, int | None]] = {
     "errors_recent": ('and(eq(status, "error"), gte(start_time, "{since}"))', None),
     "errors_all": ('eq(status, "error")', None),
     "task_failures": (
-        'and(eq(metadata.task_type, "lambda_latency"), eq(metadata.success, false), eq(is_root, true))',
+        'and(eq(metadata.task_type, "lambda_latency"), eq(metadata.success, false),'
+        " eq(is_root, true))",
         None,
     ),
     # Full scan through a Python function (Unicode case folding): only on smaller stores.
@@ -361,7 +514,9 @@ def plan_of(store: Any, text: str) -> str:
     return " | ".join(r[-1] for r in rows)
 
 
-def bench_scaling(workdir: Path, sizes: list[int], batch: int, repeats: int) -> list[dict[str, Any]]:
+def bench_scaling(
+    workdir: Path, sizes: list[int], batch: int, repeats: int
+) -> list[dict[str, Any]]:
     from selfheal.tracing.store import LocalTraceStore
 
     path = workdir / "scaling.sqlite"
@@ -390,8 +545,8 @@ def bench_scaling(workdir: Path, sizes: list[int], batch: int, repeats: int) -> 
                 continue
             text = template.format(since=since)
             reps = repeats if max_size is None else 3
-            q_times, rows = timed(lambda: store.query_runs(text, limit=100), reps)
-            c_times, count = timed(lambda: store.count_matching(text), reps)
+            q_times, rows = timed(lambda t=text: store.query_runs(t, limit=100), reps)
+            c_times, count = timed(lambda t=text: store.count_matching(t), reps)
             queries[name] = {
                 "filter": text,
                 "matching_runs": count,
@@ -414,6 +569,8 @@ def bench_scaling(workdir: Path, sizes: list[int], batch: int, repeats: int) -> 
         )
         print(json.dumps(out[-1]), file=sys.stderr, flush=True)
     store.close()
+    for p in workdir.glob(f"{path.name}*"):  # before ingest runs: no writeback competing
+        p.unlink()
     return out
 
 
@@ -424,7 +581,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated run counts")
     ap.add_argument("--batch", type=int, default=1000, help="runs per write transaction")
     ap.add_argument("--ingest-runs", type=int, default=50_000, help="runs per ingest measurement")
-    ap.add_argument("--ingest-repeats", type=int, default=3, help="fresh stores per ingest config")
+    ap.add_argument("--ingest-repeats", type=int, default=5, help="fresh stores per ingest config")
     ap.add_argument("--repeats", type=int, default=15, help="timed repeats per query")
     ap.add_argument("--dir", type=Path, default=None, help="where store files go (default: temp)")
     ap.add_argument("--out", type=Path, default=RESULTS / "trace_store.json")
@@ -435,20 +592,28 @@ def main() -> None:
     try:
         started = time.perf_counter()
         rss_start = rss_mib()
-        ingest_results = bench_ingest(workdir, args.ingest_runs, args.batch, args.ingest_repeats)
+        # Scaling first: its peak RSS is then the store's, not the ingest runs' pre-built traces.
         scaling = bench_scaling(workdir, sizes, args.batch, args.repeats)
+        ingest_results = bench_ingest(workdir, args.ingest_runs, args.batch, args.ingest_repeats)
         at_max = scaling[-1]["queries"]["errors_recent"]
         plain, background = (
-            next(r for r in ingest_results if r["path"] == path and not r["redaction"]
-                 and r["id_kind"] == "uuid7")
+            next(
+                r
+                for r in ingest_results
+                if r["path"] == path and not r["redaction"] and r["id_kind"] == "uuid7"
+            )
             for path in ("batched", "background_writer")
-        )  # fmt: skip
+        )
         result = {
             "bench": "trace_store",
-            "machine": {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
-                        "cpus": os.cpu_count()},  # fmt: skip
+            "machine": {
+                "python": platform.python_version(),
+                "sqlite": sqlite3.sqlite_version,
+                "cpus": os.cpu_count(),
+            },
             "workload": (
-                f"traces of {RUNS_PER_TRACE} runs (root, 3 llm, 3 tool, 3 chain), metadata inherited"
+                f"traces of {RUNS_PER_TRACE} runs (root, 3 llm, 3 tool, 3 chain), metadata"
+                f" inherited"
                 f" by every run, 1 trace in {ERROR_EVERY} failing, spread over {SPAN.days} days;"
                 f" encode_run + write_encoded in batches of {args.batch} runs"
             ),
@@ -460,7 +625,7 @@ def main() -> None:
                 "query_limit100_ms_at_largest": at_max["limit100_ms_median"],
                 "count_ms_at_largest": at_max["count_ms_median"],
                 "file_mib_at_largest": scaling[-1]["file_mib"],
-                "peak_rss_mib": round(rss_mib(), 1),
+                "peak_rss_mib_through_largest_store": scaling[-1]["peak_rss_mib"],
                 "rss_at_start_mib": round(rss_start, 1),
             },
             "ingest": ingest_results,

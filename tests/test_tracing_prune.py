@@ -25,30 +25,54 @@ def store(tmp_path: Path) -> Iterator[LocalTraceStore]:
 
 
 def trace(
-    start: datetime, *, children: int = 3, session_id: uuid.UUID | None = None, child_gap: timedelta = timedelta(seconds=1)
+    start: datetime,
+    *,
+    children: int = 3,
+    session_id: uuid.UUID | None = None,
+    child_gap: timedelta = timedelta(seconds=1),
 ) -> list[RunRecord]:
-    """A root and ``children`` child runs, the children starting ``child_gap`` apart after the root."""
+    """A root and ``children`` child runs starting ``child_gap`` apart after the root."""
     root_id = uuid.uuid4()
     order = f"{start:%Y%m%dT%H%M%S%fZ}{root_id}"
     runs = [
-        RunRecord(id=root_id, name="LangGraph", run_type="chain", start_time=start,
-                  end_time=start + child_gap * (children + 1), trace_id=root_id, dotted_order=order,
-                  session_id=session_id, inputs={"task": "x" * 2000})  # fmt: skip
+        RunRecord(
+            id=root_id,
+            name="LangGraph",
+            run_type="chain",
+            start_time=start,
+            end_time=start + child_gap * (children + 1),
+            trace_id=root_id,
+            dotted_order=order,
+            session_id=session_id,
+            inputs={"task": "x" * 2000},
+        )
     ]
     for i in range(children):
         t = start + child_gap * (i + 1)
         rid = uuid.uuid4()
         runs.append(
-            RunRecord(id=rid, name=f"step-{i}", run_type="llm", start_time=t, end_time=t, parent_run_id=root_id,
-                      trace_id=root_id, dotted_order=f"{order}.{t:%Y%m%dT%H%M%S%fZ}{rid}",
-                      session_id=session_id, inputs={"messages": "y" * 2000})  # fmt: skip
+            RunRecord(
+                id=rid,
+                name=f"step-{i}",
+                run_type="llm",
+                start_time=t,
+                end_time=t,
+                parent_run_id=root_id,
+                trace_id=root_id,
+                dotted_order=f"{order}.{t:%Y%m%dT%H%M%S%fZ}{rid}",
+                session_id=session_id,
+                inputs={"messages": "y" * 2000},
+            )
         )
     return runs
 
 
 def trace_sizes(store: LocalTraceStore) -> dict[str, int]:
     with store._read() as conn:
-        return {r[0]: r[1] for r in conn.execute("SELECT trace_id, COUNT(*) FROM runs GROUP BY trace_id")}
+        return {
+            r[0]: r[1]
+            for r in conn.execute("SELECT trace_id, COUNT(*) FROM runs GROUP BY trace_id")
+        }
 
 
 def test_prunes_whole_old_traces_and_keeps_recent_ones(store: LocalTraceStore) -> None:
@@ -69,7 +93,9 @@ def test_feedback_and_langsmith_outbox_rows_go_with_their_trace(store: LocalTrac
     old, kept = trace(NOW - timedelta(days=60)), trace(NOW - timedelta(hours=1))
     store.write_runs(old + kept)
     on_child = store.add_feedback(FeedbackRecord(run_id=old[2].id, key="correctness", score=0))
-    on_trace = store.add_feedback(FeedbackRecord(trace_id=old[0].trace_id, key="note", comment="by trace"))
+    on_trace = store.add_feedback(
+        FeedbackRecord(trace_id=old[0].trace_id, key="note", comment="by trace")
+    )
     keep = store.add_feedback(FeedbackRecord(run_id=kept[1].id, key="correctness", score=1))
     outbox = LangSmithOutbox(store.path)
     try:
@@ -128,7 +154,9 @@ def test_batches_are_whole_traces_and_a_failed_batch_leaves_its_traces_intact(
     assert store.count_runs() == 0
 
 
-def test_vacuum_shrinks_the_file_and_later_prunes_reclaim_incrementally(store: LocalTraceStore) -> None:
+def test_vacuum_shrinks_the_file_and_later_prunes_reclaim_incrementally(
+    store: LocalTraceStore,
+) -> None:
     store.write_runs([r for i in range(60) for r in trace(NOW - timedelta(days=50, minutes=i))])
     store.write_runs(trace(NOW))
 

@@ -64,10 +64,12 @@ _PATH_KEY = re.compile(r"^[A-Za-z0-9_.\- ]+$")
 _NUMERIC_TYPES = "('integer', 'real')"
 #: Needles whose presence in a string leaf implies presence in the raw JSON text: no
 #: character JSON escapes, and no sigma (whose lower case depends on its neighbours).
-_RAW_SAFE = re.compile(r'^[^"\\\x00-\x1f\u03a3\u03c3\u03c2]*$')
+_RAW_SAFE = re.compile(r'[^"\\\x00-\x1f\u03a3\u03c3\u03c2]*')
 _INT64 = 2**63
 
-_TEXT_COLUMNS = frozenset({"id", "trace_id", "parent_run_id", "name", "run_type", "status", "error"})
+_TEXT_COLUMNS = frozenset(
+    {"id", "trace_id", "parent_run_id", "name", "run_type", "status", "error"}
+)
 _TIME_COLUMNS = frozenset({"start_time", "end_time"})
 _TOKEN_COLUMNS = frozenset({"prompt_tokens", "completion_tokens", "total_tokens"})
 _LATENCY_SQL = "((runs.end_us - runs.start_us) / 1000000.0)"
@@ -218,7 +220,7 @@ class _Compiler:
                 f" WHERE t.type = 'text' AND {_FN_ICONTAINS}(t.value, {n}))"
                 for col in ("inputs", "outputs")
             ]
-            if _RAW_SAFE.match(needle):
+            if _RAW_SAFE.fullmatch(needle):
                 # A leaf containing the needle leaves it in the document's JSON text too, and
                 # one pass over that text is far cheaper than walking the tree for every run.
                 trees = [
@@ -332,7 +334,8 @@ class _Compiler:
             return test
         t, v, sql_op = slot.type_sql, slot.value_sql, _SQL_OPS[op]
         if _is_num(expected):
-            return f"({t} IN {_NUMERIC_TYPES} AND CAST({v} AS REAL) {sql_op} {self.p(float(expected))})"
+            num = self.p(float(expected))
+            return f"({t} IN {_NUMERIC_TYPES} AND CAST({v} AS REAL) {sql_op} {num})"
         assert isinstance(expected, str), expected
         return f"({t} = 'text' AND {v} {sql_op} {self.p(expected)})"
 
@@ -344,7 +347,11 @@ class _Compiler:
         if isinstance(expected, bool):
             return f"{t} = '{'true' if expected else 'false'}'"
         if _is_num(expected):
-            bound = expected if isinstance(expected, float) or abs(expected) < _INT64 else float(expected)
+            bound = (
+                expected
+                if isinstance(expected, float) or abs(expected) < _INT64
+                else float(expected)
+            )
             return f"({t} IN {_NUMERIC_TYPES} AND {v} = {self.p(bound)})"
         if isinstance(expected, str):
             return f"({t} = 'text' AND {v} = {self.p(expected)})"
@@ -358,8 +365,11 @@ class _Compiler:
             slot = self.meta_slot(key)
             test = self.deep_eq(slot, expected)
             if slot.indexed:
-                if isinstance(expected, (str, bool)) or (_is_num(expected) and abs(expected) < 2**53):
-                    pre = f"{slot.value_sql} = {self.p(int(expected) if isinstance(expected, bool) else expected)}"
+                if isinstance(expected, (str, bool)) or (
+                    _is_num(expected) and abs(expected) < 2**53
+                ):
+                    bound = int(expected) if isinstance(expected, bool) else expected
+                    pre = f"{slot.value_sql} = {self.p(bound)}"
                 elif expected is None:
                     pre = f"{slot.value_sql} IS NULL"
                 else:
@@ -401,7 +411,9 @@ class _Compiler:
         parts: list[str] = []
         neg_keys = [c.value for c in g.key_neg]
         if neg_keys:
-            parts.append(f"NOT EXISTS (SELECT 1 FROM {source} AND {key_sql} IN {self.plist(neg_keys)})")
+            parts.append(
+                f"NOT EXISTS (SELECT 1 FROM {source} AND {key_sql} IN {self.plist(neg_keys)})"
+            )
         if g.key_pos or g.value_pos:
             tests: list[str] = []
             for c in g.key_pos:
@@ -420,7 +432,11 @@ class _Compiler:
         return _and(parts)
 
     def indexed_pair_hint(self, g: PairGroup) -> list[str]:
-        """``and(eq(metadata_key, "task_type"), eq(metadata_value, v))`` implies ``meta_task_type IN (...)``."""
+        """Index hints implied by a metadata pair group on an indexed key.
+
+        ``and(eq(metadata_key, "task_type"), eq(metadata_value, v))`` implies
+        ``meta_task_type IN (<what v can extract to>)``, which the planner can seek.
+        """
         if g.family != "metadata":
             return []
         keys = {c.value for c in g.key_pos if c.op == "eq"}

@@ -607,7 +607,7 @@ class LocalTraceStore:
         batch_traces: int = 500,
         vacuum: bool = False,
     ) -> int:
-        """Delete whole traces whose root run started more than ``older_than`` ago; returns how many.
+        """Delete whole traces whose root started over ``older_than`` ago; returns how many.
 
         Each batch of traces goes in one transaction with their runs, their
         feedback and their ``langsmith_pending`` rows (a pruned trace is no
@@ -827,7 +827,7 @@ class LocalTraceStore:
 
 
 def _delete_traces(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> None:
-    """Delete these traces' runs, feedback and LangSmith outbox rows (inside the caller's transaction)."""
+    """Delete these traces' runs, feedback and LangSmith outbox rows, in the caller's transaction."""
     marks = ", ".join("?" * len(trace_ids))
     ids = list(trace_ids)
     feedback_ids = [
