@@ -36,3 +36,16 @@ def test_classify(task: str, expected: str) -> None:
 
 def test_questions_that_ask_for_a_fix_are_not_queries() -> None:
     assert classify_task("show me why checkout-api times out and fix it") == "lambda_timeout"
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "provisioned concurrency is configured on the wrong alias of login-api",
+        "the canary weight of pricing-api was left at 20 %, clean it up",
+        "billing-sync still has provisioned concurrency on an old version",
+        "fix the misconfiguration in report-api's aliases",
+    ],
+)
+def test_configuration_mistakes(task: str) -> None:
+    assert classify_task(task) == "lambda_config"

@@ -14,6 +14,7 @@ from selfheal.errors import FileFormatError, ScenarioError
 GOOD = """\
 name: demo
 task_type: lambda_timeout
+split: train
 task: api times out
 success: timeout raised
 functions:
@@ -63,6 +64,8 @@ def test_good_file_loads(tmp_path: Path) -> None:
         ("pattern: constant, base: 2900}", "pattern: step, base: 2900}", "pattern: step", "needs 'to'"),
         ("name: demo\n", "name: demo2\n", "name: demo2", "must match the file name"),
         ("task: api times out\n", "task: [unclosed\n", "task: [unclosed", "invalid YAML"),
+        ("split: train\n", "split: holdout\n", "split: holdout", "'train', 'dev' or 'test'"),
+        ("task: api times out\n", "task: api times out\nexpect: [42]\n", "expect: [42]", "dictionary"),
     ],
 )
 def test_malformed_files_name_the_line(tmp_path: Path, old: str, new: str, needle: str, message: str) -> None:
@@ -76,6 +79,18 @@ def test_malformed_files_name_the_line(tmp_path: Path, old: str, new: str, needl
     expected = line_of(text, needle)
     assert err.value.line is not None and abs(err.value.line - expected) <= 1, (err.value.line, expected, str(err.value))
     assert str(err.value).startswith(f"{path}:{err.value.line}: ")
+
+
+def test_dataset_keys_pass_through(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "success: timeout raised\n",
+        "success: timeout raised\nexpect:\n  regex: ['\\b10 s']\n  tool_calls: {required: [update_timeout]}\n"
+        "metadata: {author: ops, difficulty: 2}\n",
+    )
+    scn = load_scenario(write(tmp_path, text))
+    assert scn.expect == {"regex": ["\\b10 s"], "tool_calls": {"required": ["update_timeout"]}}
+    assert scn.metadata == {"author": "ops", "difficulty": 2} and scn.id is None and scn.split == "train"
+    assert type(scn.expect["tool_calls"]) is dict and type(scn.expect["regex"]) is list  # plain, not ruamel
 
 
 def test_alias_must_point_to_a_published_version(tmp_path: Path) -> None:
@@ -111,10 +126,12 @@ def test_scenario_names_resolve_or_list_the_known_ones(tmp_path: Path) -> None:
 
 def test_shipped_scenarios_all_load() -> None:
     names = list_scenarios(SCENARIOS_DIR)
-    assert len(names) >= 6
+    assert len(names) >= 40
     for n in names:
         scn = load_scenario(SCENARIOS_DIR / f"{n}.yaml")
-        assert scn.checks and scn.unchanged and scn.success
+        assert scn.unchanged and scn.success and scn.split
+        # a question is judged on its answer (expect); everything else on the account's state
+        assert scn.checks or (scn.task_type == "cloudwatch_query" and scn.expect)
 
 
 def test_generated_data_is_deterministic_and_in_the_past(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from selfheal.domains.lambda_ops.tools import TOOL_NAMES, build_tools
 SPEC: dict[str, Any] = {
     "name": "tooltest",
     "task_type": "general",
+    "split": "train",
     "task": "exercise the tools",
     "success": "n/a",
     "seed": 7,

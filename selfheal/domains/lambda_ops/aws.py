@@ -5,6 +5,12 @@ moto is decided here. A :class:`SimulatedAccount` is a moto account of its own
 (unique account id, explicit fake credentials, no environment changes), so
 several scenarios can be open at once — e.g. a concurrent evaluation — without
 seeing each other's functions.
+
+Time: the tools read "now" from ``AwsClients.clock``. A real account uses the
+wall clock; a simulated account is frozen at one instant (see ``clock.py``) and
+its clients hide the two things moto takes from the wall clock or from process
+state — ``LastModified`` stamps of in-session changes and the (per-process)
+account id in error messages — so the same calls give the same outputs on any day.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +28,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
+from selfheal.domains.lambda_ops.clock import SIMULATED_NOW, Clock, frozen_clock, lambda_time, wall_clock
 from selfheal.domains.lambda_ops.simapi import SimulatedApis
 from selfheal.errors import ConfigError, ScenarioError
 
@@ -38,6 +45,7 @@ class AwsClients:
     cloudwatch: Any
     logs: Any
     region: str
+    clock: Clock = wall_clock
 
 
 # Bounded: a hung endpoint must cost seconds, not the whole run.
@@ -54,7 +62,7 @@ def real_clients(settings: Settings) -> AwsClients:
     try:
         session = boto3.Session(profile_name=settings.aws.profile or None, region_name=settings.aws.region)
         make = lambda name: session.client(name, config=REAL_CONFIG)  # noqa: E731
-        return AwsClients(make("lambda"), make("cloudwatch"), make("logs"), settings.aws.region)
+        return AwsClients(make("lambda"), make("cloudwatch"), make("logs"), settings.aws.region, wall_clock)
     except ProfileNotFound:
         raise ConfigError(f"aws.profile: AWS profile '{settings.aws.profile}' not found") from None
     except BotoCoreError as exc:
@@ -65,6 +73,8 @@ def real_clients(settings: Settings) -> AwsClients:
 
 FAKE_ACCESS_KEY = "AKIASELFHEALSIMULATED"
 FAKE_SECRET_KEY = "selfheal-simulated-secret"
+# What error messages show instead of the account's real (per-process) moto id.
+DISPLAY_ACCOUNT_ID = "123456789012"
 SIM_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"})
 
 _mock_lock = threading.Lock()
@@ -120,16 +130,21 @@ class SimulatedAccount:
     """A moto AWS account seeded from a scenario (or empty), as a context manager.
 
     ``clients`` are ready after ``open()``/``__enter__``; ``seed_seconds`` says how
-    long seeding took; ``now`` is the instant every relative time was anchored to.
+    long seeding took; ``now`` is the frozen instant of the account's clock: every
+    relative time was anchored to it and the tools' windows end at it. It is
+    :data:`SIMULATED_NOW` unless given, never the wall clock.
     """
 
     def __init__(self, scenario: Scenario | None, region: str = "us-east-1", *, now: datetime | None = None) -> None:
         self.scenario = scenario
         self.region = region
-        self.now = now or datetime.now(timezone.utc)
+        self.clock: Clock = frozen_clock(now or SIMULATED_NOW)
+        self.now = self.clock()
         self.account_id = _next_account_id()
         limit = scenario.account.concurrency_limit if scenario is not None else 1000
-        self.apis = SimulatedApis(self.account_id, region, limit)
+        self.apis = SimulatedApis(self.account_id, region, limit, clock=self.clock)
+        # LastModified stamps written by seeding; any other stamp is moto's wall clock.
+        self.seeded_stamps: set[str] = set()
         self.seed_seconds = 0.0
         self._clients: AwsClients | None = None
         self._open = False
@@ -144,7 +159,7 @@ class SimulatedAccount:
         try:
             t0 = time.perf_counter()
             self._clients = AwsClients(
-                self.client("lambda"), self.client("cloudwatch"), self.client("logs"), self.region
+                self.client("lambda"), self.client("cloudwatch"), self.client("logs"), self.region, self.clock
             )
             if self.scenario is not None:
                 from selfheal.domains.lambda_ops.seed import seed_account
@@ -202,9 +217,39 @@ class SimulatedAccount:
             request.headers["x-moto-account-id"] = account_id
 
         c.meta.events.register("before-sign", route_to_account)
+        c.meta.events.register("after-call", self._normalise_response)
         self.apis.install(c)
         self._extra[service] = c
         return c
+
+    def _normalise_response(self, parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
+        """Make responses independent of the wall clock and of how many accounts this process opened.
+
+        On a frozen clock a change made during the session happens at ``now``:
+        a configuration update stamps the function's ``LastModified`` with it (as
+        Lambda does; moto keeps the old stamp), and any stamp seeding did not
+        write — moto's wall clock — reads as ``now``. The account id differs per
+        process (accounts are numbered as opened), so error messages show
+        :data:`DISPLAY_ACCOUNT_ID` instead.
+        """
+        if not isinstance(parsed, dict):
+            return
+        err = parsed.get("Error")
+        if isinstance(err, dict) and isinstance(err.get("Message"), str):
+            err["Message"] = err["Message"].replace(self.account_id, DISPLAY_ACCOUNT_ID)
+        elif getattr(model, "name", None) in _CHANGES_LATEST and isinstance(parsed.get("FunctionName"), str):
+            self._stamp_latest(parsed["FunctionName"])
+        _restamp(parsed, self.seeded_stamps, lambda_time(self.now))
+
+    def _stamp_latest(self, function_name: str) -> None:
+        """Record a change of $LATEST at the frozen ``now`` (no AWS API can; moto's storage)."""
+        try:
+            from moto.awslambda.models import lambda_backends
+
+            entry = lambda_backends[self.account_id][self.region]._lambdas._functions[function_name]
+            entry["latest"].last_modified = lambda_time(self.now)
+        except (ImportError, AttributeError, KeyError):  # pragma: no cover - moto internals moved
+            pass
 
     def _forget_account(self) -> None:
         try:
@@ -214,3 +259,21 @@ class SimulatedAccount:
                 backend.pop(self.account_id, None)
         except (ImportError, AttributeError):  # pragma: no cover - moto internals moved
             pass
+
+
+# Operations that change $LATEST's configuration or code (and so its LastModified).
+_CHANGES_LATEST = frozenset({"UpdateFunctionConfiguration", "UpdateFunctionCode"})
+
+
+def _restamp(node: Any, seeded: set[str], now_stamp: str) -> None:
+    """Replace every ``LastModified`` string that seeding did not write with ``now_stamp`` (in place)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "LastModified" and isinstance(value, str):
+                if value not in seeded:
+                    node[key] = now_stamp
+            else:
+                _restamp(value, seeded, now_stamp)
+    elif isinstance(node, list):
+        for item in node:
+            _restamp(item, seeded, now_stamp)

@@ -2,6 +2,8 @@
 
 The task type keys cheatsheet retrieval and per-type metrics, so it must be
 stable and explainable: regex rules, most specific first, no model call.
+``lambda_misleading`` is never returned: a misleading task reads like its
+surface symptom by construction, so only a scenario file can say it is one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,16 @@ import re
 # Order matters: the first rule that matches wins. Specific symptoms come
 # before generic ones ("OOM errors" is memory, "timeouts after deploy" is timeout).
 _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        # A setting on the wrong qualifier or left behind: before cold starts, because
+        # "provisioned concurrency on the wrong alias" is a configuration mistake.
+        "lambda_config",
+        re.compile(
+            r"(wrong|old|stale|previous|other) (alias|version|qualifier)"
+            r"|misconfigur|config(uration)? (drift|mistake|left)|left (over|behind)|leftover"
+            r"|canary (weight|routing|traffic)|weighted routing|(stuck|left) (at|on) \d+ ?%"
+        ),
+    ),
     (
         "lambda_cold_start",
         re.compile(
@@ -54,7 +66,7 @@ _ACTION = re.compile(
 
 
 def classify_task(task: str) -> str:
-    """The task type of an operator request (lambda_* types, cloudwatch_query or general)."""
+    """The task type of an operator request (lambda_* types but misleading, cloudwatch_query or general)."""
     text = " ".join(task.lower().split())
     if _QUERY.search(text) and not _ACTION.search(text):
         return "cloudwatch_query"

@@ -8,6 +8,7 @@ account's final state — only where a scenario says what success is.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,11 @@ class LambdaOpsSession:
         self.mode = mode
         self.tools: list[BaseTool] = build_tools(clients)
         self._closed = False
+
+    @property
+    def now(self) -> datetime:
+        """The environment's current time: frozen for a simulated account (same on every replay)."""
+        return self.clients.clock()
 
     def verify(self) -> Verdict:
         """Checks of the scenario on the account's current state; passed=None without a scenario."""
@@ -119,11 +125,19 @@ class LambdaOpsDomain:
         return scenarios.list_scenarios(settings.scenarios_dir)
 
     def describe_scenarios(self, settings: Settings) -> list[dict[str, str]]:
-        """name, task_type, task and success of every scenario (a malformed file is an error)."""
+        """name, task_type, split, task and success of every scenario (a malformed file is an error)."""
         rows = []
         for name in self.list_scenarios(settings):
             spec = scenarios.load_scenario(settings.scenarios_dir / f"{name}.yaml")
-            rows.append({"name": spec.name, "task_type": spec.task_type, "task": spec.task, "success": spec.success})
+            rows.append(
+                {
+                    "name": spec.name,
+                    "task_type": spec.task_type,
+                    "split": spec.split,
+                    "task": spec.task,
+                    "success": spec.success,
+                }
+            )
         return rows
 
     def tool_names(self) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -19,17 +19,29 @@ from selfheal.errors import FileFormatError, ScenarioError
 from selfheal.yamlio import line_of, read_yaml, validate
 
 MetricName = Literal["Duration", "MaxMemoryUsed", "Errors", "Throttles", "Invocations", "ConcurrentExecutions"]
-TASK_TYPES = (
+# The task types keep cheatsheet sections and per-type metrics apart.
+# lambda_misleading: the obvious fix for the symptom is wrong (errors that look
+# like memory, throttles blamed on the account limit...); it is only ever set by
+# a scenario file, a task's text cannot reveal it. lambda_config: a setting on
+# the wrong qualifier or left behind (provisioned concurrency on an old version,
+# a forgotten canary weight). cloudwatch_query: a question answered with a
+# number or fact, nothing to change.
+TaskType = Literal[
     "lambda_timeout",
     "lambda_memory",
     "lambda_cold_start",
     "lambda_throttling",
     "lambda_cost",
     "lambda_errors",
+    "lambda_misleading",
+    "lambda_config",
     "cloudwatch_query",
     "general",
-)
-# Metric data must lie within CloudWatch Logs' 14-day ingestion window, with margin.
+]
+TASK_TYPES: tuple[str, ...] = get_args(TaskType)
+Split = Literal["train", "dev", "test"]
+SPLITS: tuple[str, ...] = get_args(Split)
+# The tools look back at most 14 days (336 h); keep a margin.
 MAX_HOURS = 330.0
 
 _NAME = r"^[A-Za-z0-9_-]{1,64}$"
@@ -255,20 +267,24 @@ class AccountSpec(_Strict):
 
 
 class Scenario(_Strict):
+    """One evaluation case; also one dataset example (``name``, ``task``, ``split``, ``expect``...).
+
+    ``split`` is fixed in the file so a lesson learned on ``train`` is measured
+    on ``dev``/``test`` scenarios it never saw. ``expect`` holds assertions on
+    the agent's output (e.g. ``contains``/``regex`` on the final answer,
+    ``tool_calls``); it is passed through here and validated by the evaluation
+    module. ``id`` is for datasets built from the files; leave it out of them.
+    """
+
     name: Annotated[str, Field(pattern=_NAME)]
-    task_type: Literal[
-        "lambda_timeout",
-        "lambda_memory",
-        "lambda_cold_start",
-        "lambda_throttling",
-        "lambda_cost",
-        "lambda_errors",
-        "cloudwatch_query",
-        "general",
-    ]
+    id: str | None = None
+    task_type: TaskType
+    split: Split
     task: str = Field(min_length=1)
     description: str = ""
     success: str = Field(min_length=1)
+    expect: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     hours: float = Field(48.0, gt=0, le=MAX_HOURS)
     period_s: int = Field(300, ge=60, le=3600)
@@ -286,6 +302,12 @@ class Scenario(_Strict):
             raise ValueError("period_s must be a multiple of 60")
         return v
 
+    @field_validator("expect", "metadata")
+    @classmethod
+    def _plain(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Plain dicts/lists (not ruamel's commented types): consumers serialise and compare them."""
+        return _plain_data(v)
+
     def function(self, name: str) -> FunctionSpec:
         for fn in self.functions:
             if fn.name == name:
@@ -301,6 +323,14 @@ class Scenario(_Strict):
     def metric_window(self, spec: MetricSpec) -> tuple[float, int]:
         """(hours, period_s) of a metric series, defaulting to the scenario's."""
         return (spec.hours or self.hours, spec.period_s or self.period_s)
+
+
+def _plain_data(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_data(v) for v in value]
+    return value
 
 
 def _cross_check(scn: Scenario, raw: Any, path: Path) -> None:

@@ -1,19 +1,28 @@
-"""Write a scenario into a simulated account through the AWS APIs.
+"""Write a scenario into a simulated account.
 
-Everything goes through boto3 (so the account looks exactly like what the
-tools will read), except backdating version timestamps, which no AWS API can
-do and which needs moto's storage.
+Functions, versions, aliases, concurrency, log groups and streams go through
+boto3, so the account looks exactly like what the tools will read. Some things
+cannot or should not: no AWS API backdates a version's deploy time
+(LastModified); CloudWatch Logs (and moto) refuse events older than 14 days by
+the *wall clock*, but the account lives at a fixed simulated instant, so log
+events are written into moto's log storage directly; metric datapoints go to
+moto's CloudWatch backend directly (the API round trip was most of the seeding
+time); VPC subnets and security groups get deterministic ids instead of EC2's
+random ones (tool outputs must not differ between runs; moto's Lambda does not
+require the network to exist).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from selfheal.domains.lambda_ops.clock import lambda_time
 from selfheal.domains.lambda_ops.generators import deploy_hours, log_lines, metric_points
 from selfheal.domains.lambda_ops.metrics import TARGETS
 from selfheal.errors import ScenarioError
@@ -47,46 +56,33 @@ def stub_zip(function: str, build: int) -> bytes:
     return buf.getvalue()
 
 
-def _lambda_time(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
-
-
 def seed_account(scenario: Scenario, account: SimulatedAccount, now: datetime) -> None:
     clients = account.clients
     iam = account.client("iam")
     role_arn = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=_TRUST)["Role"]["Arn"]
-    network = _create_network(scenario, account) if any(f.vpc for f in scenario.functions) else {}
+    network = network_ids(scenario)
     for fn in scenario.functions:
         _create_function(fn, clients.lambda_, role_arn, network)
         _backdate(account, fn, now)
-    _put_metrics(scenario, clients.cloudwatch, now)
-    _put_logs(scenario, clients.logs, now)
+    _put_metrics(scenario, account, now)
+    _put_logs(scenario, account, now)
 
 
-def _create_network(scenario: Scenario, account: SimulatedAccount) -> dict[str, str]:
-    """Subnets and security groups by Name tag -> id, in one VPC."""
-    ec2 = account.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
+def resource_id(kind: str, name: str) -> str:
+    """An EC2-style id (``subnet-0123456789abcdef0``) that depends only on the Name tag."""
+    return f"{kind}-0{hashlib.sha256(f'{kind}:{name}'.encode()).hexdigest()[:16]}"
+
+
+def network_ids(scenario: Scenario) -> dict[str, str]:
+    """Subnets and security groups by Name tag -> deterministic id."""
     ids: dict[str, str] = {}
-    azs = [f"{account.region}a", f"{account.region}b", f"{account.region}c"]
     for fn in scenario.functions:
         if fn.vpc is None:
             continue
         for name in fn.vpc.subnets:
-            key = f"subnet:{name}"
-            if key not in ids:
-                k = sum(1 for x in ids if x.startswith("subnet:"))
-                sub = ec2.create_subnet(
-                    VpcId=vpc,
-                    CidrBlock=f"10.20.{k}.0/24",
-                    AvailabilityZone=azs[k % len(azs)],
-                    TagSpecifications=[{"ResourceType": "subnet", "Tags": [{"Key": "Name", "Value": name}]}],
-                )
-                ids[key] = sub["Subnet"]["SubnetId"]
+            ids[f"subnet:{name}"] = resource_id("subnet", name)
         for name in fn.vpc.security_groups:
-            key = f"sg:{name}"
-            if key not in ids:
-                ids[key] = ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
+            ids[f"sg:{name}"] = resource_id("sg", name)
     return ids
 
 
@@ -156,27 +152,61 @@ def _backdate(account: SimulatedAccount, fn: FunctionSpec, now: datetime) -> Non
     for version in entry["versions"]:
         h = hours.get(int(version.version))
         if h is not None:
-            version.last_modified = _lambda_time(now - timedelta(hours=h))
+            version.last_modified = lambda_time(now - timedelta(hours=h))
+            account.seeded_stamps.add(version.last_modified)
     latest_h = min(hours.values()) if hours else DEFAULT_AGE_HOURS
-    entry["latest"].last_modified = _lambda_time(now - timedelta(hours=latest_h))
+    entry["latest"].last_modified = lambda_time(now - timedelta(hours=latest_h))
+    account.seeded_stamps.add(entry["latest"].last_modified)
 
 
-def _put_metrics(scenario: Scenario, cloudwatch: Any, now: datetime) -> None:
+def _put_metrics(scenario: Scenario, account: SimulatedAccount, now: datetime) -> None:
+    """Datapoints into moto's CloudWatch backend (its own validation included).
+
+    PutMetricData through botocore costs ~1 ms per datapoint in request
+    serialisation and parsing: two thirds of seeding a two-day scenario. The
+    backend call stores exactly what the API would (naive UTC timestamps).
+    """
     by_namespace: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for spec in scenario.metrics:
         target = TARGETS[spec.metric]
         dims = [{"Name": target.dimension, "Value": spec.function}]
         for p in metric_points(scenario, spec, now):
             by_namespace[target.namespace].append(
-                {"MetricName": target.name, "Dimensions": dims, "Timestamp": p.timestamp, "Value": p.value, "Unit": target.unit}
+                {
+                    "MetricName": target.name,
+                    "Dimensions": dims,
+                    "Timestamp": p.timestamp.astimezone(timezone.utc).replace(tzinfo=None),
+                    "Value": p.value,
+                    "Unit": target.unit,
+                }
             )
+    try:
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        backend = cloudwatch_backends[account.account_id][account.region]
+    except (ImportError, AttributeError, KeyError):  # pragma: no cover - moto internals moved
+        backend = None
     for namespace, data in by_namespace.items():
         for i in range(0, len(data), METRIC_BATCH):
-            cloudwatch.put_metric_data(Namespace=namespace, MetricData=data[i : i + METRIC_BATCH])
+            batch = data[i : i + METRIC_BATCH]
+            if backend is not None:
+                backend.put_metric_data(namespace, batch)
+            else:  # pragma: no cover
+                account.clients.cloudwatch.put_metric_data(Namespace=namespace, MetricData=batch)
 
 
-def _put_logs(scenario: Scenario, logs: Any, now: datetime) -> None:
+def _put_logs(scenario: Scenario, account: SimulatedAccount, now: datetime) -> None:
+    """Log groups and streams through the API; events straight into moto's storage.
+
+    PutLogEvents (real and moto) drops events older than 14 days by the wall
+    clock, which says nothing about a simulated instant. Events are stored in
+    chronological batches, stamped as ingested when they happened.
+    """
+    from moto.logs.models import logs_backends
+
+    logs = account.clients.logs
     lines = log_lines(scenario, now)
+    backend = logs_backends[account.account_id][account.region]
     for fn in scenario.functions:
         group = f"/aws/lambda/{fn.name}"
         logs.create_log_group(logGroupName=group)
@@ -185,8 +215,12 @@ def _put_logs(scenario: Scenario, logs: Any, now: datetime) -> None:
             by_stream[line.stream].append({"timestamp": line.timestamp_ms, "message": line.message})
         for stream, events in by_stream.items():
             logs.create_log_stream(logGroupName=group, logStreamName=stream)
+            store = backend.groups[group].streams[stream]
             for batch in _log_batches(events):
-                logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=batch)
+                store.put_log_events(batch)
+            for ev in store.events:
+                ev.ingestion_time = ev.timestamp
+            store.last_ingestion_time = now.replace(tzinfo=None)
 
 
 def _log_batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

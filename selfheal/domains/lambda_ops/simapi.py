@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+
+from selfheal.domains.lambda_ops.clock import Clock, lambda_time, wall_clock
 
 _PARAMS = "selfheal_sim_params"
 MIN_UNRESERVED = 100
@@ -36,10 +37,6 @@ def _response(status: int, body: dict[str, Any]) -> tuple[AWSResponse, dict[str,
     body = dict(body)
     body["ResponseMetadata"] = {"HTTPStatusCode": status, "RequestId": "simulated", "HTTPHeaders": {}}
     return http, body
-
-
-def _iso_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
 
 
 class FilterPattern:
@@ -106,10 +103,11 @@ class FilterPattern:
 class SimulatedApis:
     """The missing operations of one simulated account (state lives here)."""
 
-    def __init__(self, account_id: str, region: str, concurrency_limit: int) -> None:
+    def __init__(self, account_id: str, region: str, concurrency_limit: int, *, clock: Clock = wall_clock) -> None:
         self.account_id = account_id
         self.region = region
         self.concurrency_limit = concurrency_limit
+        self.clock = clock
         self._provisioned: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._lambda: Any = None
@@ -281,7 +279,7 @@ class SimulatedApis:
                 "AvailableProvisionedConcurrentExecutions": wanted,
                 "AllocatedProvisionedConcurrentExecutions": wanted,
                 "Status": "READY",
-                "LastModified": _iso_now(),
+                "LastModified": lambda_time(self.clock()),
                 "_version": version,
             }
             self._provisioned[(name, qualifier)] = cfg

@@ -11,7 +11,7 @@ argument errors are pydantic ``ValidationError`` (``handle_validation_error``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
@@ -179,7 +179,11 @@ def _wait_updated(lambda_: Any, name: str, resp: dict[str, Any]) -> None:
 
 
 def build_tools(clients: AwsClients) -> list[BaseTool]:
-    """All lambda_ops tools bound to one account's clients."""
+    """All lambda_ops tools bound to one account's clients.
+
+    Metric and log windows end at ``clients.clock()``: the wall clock for a real
+    account, the frozen instant of a simulated one (so replays are byte-identical).
+    """
     lam, cw, logs = clients.lambda_, clients.cloudwatch, clients.logs
 
     def list_functions(a: ListFunctionsArgs) -> dict[str, Any]:
@@ -239,7 +243,7 @@ def build_tools(clients: AwsClients) -> list[BaseTool]:
         count/avg/min/max/sum/p50/p90/p99 of per-period values (Duration: average ms per period;
         Errors/Throttles/Invocations: sum per period; ConcurrentExecutions: max per period;
         MaxMemoryUsed: peak MB, from Lambda Insights or the REPORT log lines)."""
-        now = datetime.now(timezone.utc)
+        now = clients.clock()
         start, end = window(now, a.hours, a.period_s)
         out: dict[str, Any] = {"function": a.function_name, "hours": a.hours, "period_s": a.period_s, "metrics": {}}
         for metric in dict.fromkeys(a.metrics):
@@ -266,7 +270,7 @@ def build_tools(clients: AwsClients) -> list[BaseTool]:
         """Search a function's CloudWatch logs (/aws/lambda/<name>) with a filter pattern.
         Returns how many lines matched, the first/last match time, and the most recent lines
         (t = time, v = version that logged it, msg = the line). Long windows are searched in 24 h chunks."""
-        now = datetime.now(timezone.utc)
+        now = clients.clock()
         end_ms = int(now.timestamp() * 1000) + 1
         start_ms = end_ms - a.hours * 3600 * 1000
         try:
