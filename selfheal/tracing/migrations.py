@@ -140,6 +140,21 @@ _V4 = [
 ]
 
 
+#: Evaluation experiments: the full ExperimentResult JSON of each experiment session
+#: (``tracer_sessions`` keeps the LangSmith-shaped project; this keeps what a report needs).
+_V5 = [
+    """CREATE TABLE experiments (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        dataset TEXT NOT NULL,
+        split TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        result TEXT NOT NULL
+    )""",
+    "CREATE INDEX ix_experiments_dataset ON experiments (dataset, started_at)",
+]
+
+
 def _statements(stmts: list[str]) -> Callable[[sqlite3.Connection], None]:
     def apply(conn: sqlite3.Connection) -> None:
         for sql in stmts:
@@ -154,6 +169,7 @@ MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     2: _statements(_v2_statements()),
     3: _statements(_V3),
     4: _statements(_V4),
+    5: _statements(_V5),
 }
 CURRENT_VERSION = max(MIGRATIONS)
 

@@ -825,6 +825,37 @@ class LocalTraceStore:
                 out.append(ex)
         return out
 
+    # -- experiments (selfheal.evaluation.experiments) ----------------------
+    def put_experiment(
+        self, *, id: str, name: str, dataset: str, split: str, started_at: str, result: str
+    ) -> None:
+        """Insert or replace one experiment's result JSON (keyed by its session id)."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO experiments (id, name, dataset, split, started_at, result)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (_uuid(id, "experiment id"), name, dataset, split, started_at, result),
+            )
+
+    def get_experiment(self, name_or_id: str) -> str | None:
+        """The stored result JSON of the experiment with this name or id (None if unknown)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT result FROM experiments WHERE name = ? OR id = ?", (name_or_id, name_or_id)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def list_experiment_results(self, dataset: str | None = None) -> list[str]:
+        """Stored result JSON of every experiment (of one dataset), newest first."""
+        sql = "SELECT result FROM experiments"
+        params: list[Any] = []
+        if dataset is not None:
+            sql += " WHERE dataset = ?"
+            params.append(dataset)
+        sql += " ORDER BY started_at DESC, name DESC"
+        with self._read() as conn:
+            return [str(r[0]) for r in conn.execute(sql, params).fetchall()]
+
 
 def _delete_traces(conn: sqlite3.Connection, trace_ids: Sequence[str]) -> None:
     """Delete these traces' runs, feedback and LangSmith outbox rows, in the caller's transaction."""

@@ -1,0 +1,143 @@
+"""``selfheal dataset``: list, show, push and pull the evaluation datasets under ``evals/``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from selfheal.cli.main import load_cli_settings
+
+
+@click.group("dataset")
+def dataset() -> None:
+    """List, show, push and pull evaluation datasets (evals/<name>/dataset.yaml)."""
+
+
+@dataset.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Datasets with their example counts per split and content hash."""
+    from rich.table import Table
+
+    from selfheal.cli.render import console
+    from selfheal.evaluation.dataset import SPLITS, list_datasets, load_dataset
+
+    settings = load_cli_settings(ctx)
+    rows: list[dict[str, Any]] = []
+    for name in list_datasets(settings):
+        ds = load_dataset(settings, name)
+        counts = {s: sum(1 for e in ds.examples if e.split == s) for s in SPLITS}
+        rows.append({"name": name, "agent": ds.spec.agent, "examples": len(ds.examples), **counts, "hash": ds.hash})
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(rows)} dataset(s)")
+    for col in ("name", "agent", "examples", *SPLITS, "hash"):
+        table.add_column(col, justify="right" if col in ("examples", *SPLITS) else "left")
+    for r in rows:
+        table.add_row(r["name"], r["agent"], str(r["examples"]), *(str(r[s]) for s in SPLITS), r["hash"][:7])
+    console().print(table)
+
+
+@dataset.command("show")
+@click.argument("name")
+@click.option("--split", default="all", show_default=True, help="train, dev, test or all.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def show_cmd(ctx: click.Context, name: str, split: str, as_json: bool) -> None:
+    """The examples of one dataset (optionally one split)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from selfheal.cli.render import console
+    from selfheal.evaluation.dataset import load_dataset
+
+    settings = load_cli_settings(ctx)
+    ds = load_dataset(settings, name)
+    examples = ds.select(split)
+    if as_json:
+        payload = {
+            "name": ds.name,
+            "agent": ds.spec.agent,
+            "hash": ds.hash,
+            "split": split,
+            "examples": [
+                {
+                    "id": e.id,
+                    "name": e.name,
+                    "split": e.split,
+                    "task_type": e.task_type,
+                    "scenario": e.scenario,
+                    "task": e.task,
+                    "expect": e.expect.dump(),
+                    "file": e.path.relative_to(ds.root).as_posix(),
+                    "line": e.line,
+                }
+                for e in examples
+            ],
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title=f"{ds.name} ({split}): {len(examples)} example(s), hash {ds.short_hash}")
+    for col in ("name", "split", "task_type", "kind", "task"):
+        table.add_column(col, overflow="fold")
+    for e in examples:
+        kind = "scenario" if e.scenario else "plain"
+        table.add_row(escape(e.name), e.split, escape(e.task_type), kind, escape(e.task))
+    console().print(table)
+
+
+def _client(settings: Any) -> Any:
+    from selfheal.errors import ConfigError
+    from selfheal.tracing.langsmith_backend import langsmith_configured, make_client
+
+    if not langsmith_configured(settings):
+        raise ConfigError(
+            "LangSmith is not configured: set tracing.langsmith (LANGSMITH_TRACING=true) and LANGSMITH_API_KEY"
+        )
+    return make_client(settings)
+
+
+@dataset.command("push")
+@click.argument("name")
+@click.pass_context
+def push_cmd(ctx: click.Context, name: str) -> None:
+    """Create or update the LangSmith dataset NAME with the files' example ids (idempotent)."""
+    from selfheal.evaluation.dataset import load_dataset
+    from selfheal.evaluation.langsmith_sync import push_dataset
+    from selfheal.tracing.langsmith_backend import close_client
+
+    settings = load_cli_settings(ctx)
+    ds = load_dataset(settings, name)
+    client = _client(settings)
+    try:
+        report = push_dataset(client, ds)
+    finally:
+        close_client(client)
+    click.echo(
+        f"pushed {ds.name} to LangSmith (dataset {report.dataset_id}):"
+        f" {len(report.created)} created, {len(report.updated)} updated"
+    )
+
+
+@dataset.command("pull")
+@click.argument("name")
+@click.pass_context
+def pull_cmd(ctx: click.Context, name: str) -> None:
+    """Apply LangSmith's edits of dataset NAME to the files (by example id); add new examples."""
+    from selfheal.evaluation.dataset import load_dataset
+    from selfheal.evaluation.langsmith_sync import pull_dataset
+    from selfheal.tracing.langsmith_backend import close_client
+
+    settings = load_cli_settings(ctx)
+    ds = load_dataset(settings, name)
+    client = _client(settings)
+    try:
+        report = pull_dataset(client, ds)
+    finally:
+        close_client(client)
+    for line in report.lines():
+        click.echo(line)

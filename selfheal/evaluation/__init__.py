@@ -1,0 +1,1 @@
+"""Evaluation: datasets as files, evaluators, a concurrent runner, experiments, paired reports."""
