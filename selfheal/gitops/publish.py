@@ -1,0 +1,319 @@
+"""Publish a change set: a branch and a commit with trailers, pushed, and a pull request.
+
+The user's working tree is never touched: the commit is made in a temporary
+``git worktree`` on a new branch at the base ref. Approval is the PR review;
+selfheal never pushes to the default branch. Without a GitHub token the PR
+body is written to ``.selfheal/prs/`` with the command that opens it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import git
+from pydantic import BaseModel, ConfigDict, Field
+
+from selfheal.errors import SelfhealError
+from selfheal.gitops.changes import ItemChange, describe_file, touched_ids
+from selfheal.gitops.changeset import T_PR, ChangeSet, FileChange, commit_message
+from selfheal.gitops.github import GitHub, api_url, github_token, parse_repo_slug, web_url
+from selfheal.gitops.ledger import PublishRecord, append_record, check_rate_limit, read_records
+from selfheal.gitops.prbody import change_marker, render_pr_body
+from selfheal.gitops.repo import (
+    GitError,
+    checked,
+    base_ref,
+    branch_exists,
+    default_branch,
+    has_remote,
+    identity_env,
+    open_repo,
+    ref_exists,
+    remote_url,
+    show_file,
+    toplevel,
+)
+from selfheal.gitops.settings import GitopsSettings, gitops_settings
+from selfheal.yamlio import atomic_write_text
+
+NOTES_REF = "refs/notes/selfheal"
+
+
+class PublishResult(BaseModel):
+    """Where the change went: branch, commit, and the PR (or the PR body file to open it from)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    branch: str
+    base: str
+    commit: str | None = None         # None: dry run, or the branch already had exactly this change
+    pushed: bool = False
+    pr_url: str | None = None
+    pr_number: int | None = None
+    pr_body_path: str | None = None   # written when no PR was opened through the API
+    open_hint: str | None = None      # how to open the PR by hand
+    updated: bool = False             # an existing PR/branch of the same change was updated
+    dry_run: bool = False
+    fingerprint: str
+    entries: list[str] = Field(default_factory=list)
+    body: str = Field(default="", repr=False)
+
+
+def repo_slug(repo: git.Repo, cfg: GitopsSettings) -> str | None:
+    """owner/name: gitops.github_repo, else GITHUB_REPOSITORY, else parsed from the remote URL."""
+    if cfg.github_repo:
+        return cfg.github_repo
+    if os.environ.get("GITHUB_REPOSITORY"):
+        return os.environ["GITHUB_REPOSITORY"]
+    url = remote_url(repo, cfg.remote)
+    return parse_repo_slug(url) if url else None
+
+
+def _unique_branch(repo: git.Repo, branch: str, remote: str) -> str:
+    """``branch``, or ``branch-2``, ``-3``... when a local or remote-tracking branch has the name."""
+    candidate, n = branch, 2
+    while branch_exists(repo, candidate, remote):
+        candidate = f"{branch}-{n}"
+        n += 1
+    return candidate
+
+
+def _strip_remote(name: str, remote: str) -> str:
+    for prefix in ("refs/heads/", f"refs/remotes/{remote}/", f"{remote}/"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def _write_files(root: Path, files: list[FileChange]) -> None:
+    for f in files:
+        target = root / f.path
+        if f.content is None:
+            if target.is_file() or target.is_symlink():
+                target.unlink()
+        else:
+            atomic_write_text(target, f.content)
+
+
+def commit_in_worktree(
+    repo: git.Repo,
+    *,
+    branch: str,
+    start: str | None,
+    files: list[FileChange],
+    message: str,
+    env: dict[str, str],
+) -> str | None:
+    """Commit ``files`` on ``branch`` in a temporary worktree; ``start`` given creates the branch there.
+
+    Returns the new commit's sha, or None when the branch already has exactly
+    these contents (a new branch is then deleted again).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="selfheal-wt-"))
+    wt = tmp / "wt"
+    created = False
+    ok = False
+    try:
+        if start is not None:
+            checked(lambda: repo.git.worktree("add", "--quiet", "-b", branch, str(wt), start), f"creating branch {branch}")
+            created = True
+        else:
+            checked(lambda: repo.git.worktree("add", "--quiet", str(wt), branch), f"checking out {branch}")
+        work = git.Repo(wt)
+        _write_files(wt, files)
+        paths = [f.path for f in files]
+        checked(lambda: work.git.add("-A", "--", *paths), "staging the change")
+        if not work.git.diff("--cached", "--name-only"):
+            return None
+        msg_file = tmp / "message.txt"
+        msg_file.write_text(message, encoding="utf-8")
+        # --no-verify: the user's local hooks are not the bot's gate; the PR's checks are.
+        checked(lambda: work.git.commit("--quiet", "--no-verify", "--cleanup=whitespace", "-F", str(msg_file), env=env),
+             "committing the change")
+        sha = work.head.commit.hexsha
+        ok = True
+        return sha
+    finally:
+        try:
+            repo.git.worktree("remove", "--force", str(wt))
+        except git.GitCommandError:
+            shutil.rmtree(wt, ignore_errors=True)
+            repo.git.worktree("prune")
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created and not ok:
+            try:
+                repo.git.branch("-D", branch)
+            except git.GitCommandError:
+                pass
+
+
+def push_branch(repo: git.Repo, remote: str, branch: str, *, default: str) -> None:
+    """``git push <remote> <branch>``; refuses the default branch (approval is the PR review)."""
+    if _strip_remote(branch, remote) in {default, "HEAD"}:
+        raise GitError(f"refusing to push to the default branch '{default}': selfheal only pushes its own branches")
+    checked(lambda: repo.git.push("--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}", kill_after_timeout=300),
+         f"pushing {branch} to {remote}")
+
+
+def _add_note(repo: git.Repo, sha: str, text: str, env: dict[str, str]) -> None:
+    try:
+        repo.git.notes("--ref", NOTES_REF, "add", "-f", "-m", text, sha, env=env)
+    except git.GitCommandError:
+        pass  # a note is a convenience for history; the publish record has the same link
+
+
+def _run_url(settings: Any, cfg: GitopsSettings) -> Callable[[str], str | None] | None:
+    tracing = getattr(settings, "tracing", None)
+    if cfg.langsmith_project_url and tracing is not None and getattr(tracing, "langsmith", False):
+        base = cfg.langsmith_project_url.rstrip("/")
+        return lambda rid: f"{base}/r/{rid}"
+    return None
+
+
+def _existing_branch_for(settings: Any, repo: git.Repo, fingerprint: str, remote: str) -> str | None:
+    """A branch this same change was already published to (from the publish records)."""
+    for rec in reversed(read_records(settings)):
+        if rec.fingerprint == fingerprint and branch_exists(repo, rec.branch, remote):
+            return rec.branch
+    return None
+
+
+def _checkout_start(repo: git.Repo, branch: str, remote: str) -> str | None:
+    """None when the local branch exists (check it out), else the remote-tracking ref to create it from."""
+    if ref_exists(repo, f"refs/heads/{branch}"):
+        return None
+    if not ref_exists(repo, f"refs/remotes/{remote}/{branch}"):
+        checked(lambda: repo.git.fetch("--quiet", remote, f"refs/heads/{branch}:refs/remotes/{remote}/{branch}"),
+             f"fetching {branch}")
+    return f"refs/remotes/{remote}/{branch}"
+
+
+def resolve_base(repo: git.Repo, cfg: GitopsSettings, base: str | None = None, *,
+                 default: str | None = None) -> tuple[str, str]:
+    """(branch name a PR targets, ref to start the branch from): ``base``, gitops.base, the default branch."""
+    default = default or default_branch(repo, cfg.remote)
+    name = _strip_remote(base or cfg.base or default, cfg.remote)
+    return name, base_ref(repo, name, cfg.remote)
+
+
+def publish_change(
+    settings: Any,
+    change: ChangeSet,
+    *,
+    base: str | None = None,
+    push: bool | None = None,
+    open_pr: bool = True,
+    dry_run: bool = False,
+    force: bool = False,
+    today: date | None = None,
+) -> PublishResult:
+    """Turn ``change`` into a branch ``selfheal/<kind>/<date>-<slug>``, a commit, a push and a PR.
+
+    ``push`` None pushes when the remote (``gitops.remote``) exists; ``force``
+    bypasses the rate limit; ``dry_run`` computes the branch and PR body only (no git writes, no rate limit).
+    The same change (same file contents) updates its open PR instead of opening another.
+    """
+    if not change.files:
+        raise SelfhealError("nothing to publish: the change set has no files")
+    cfg = gitops_settings(settings)
+    repo = open_repo(Path(settings.root))
+    toplevel(repo)
+    remote = cfg.remote
+    remote_ok = has_remote(repo, remote)
+    default = default_branch(repo, remote)
+    base_branch, start = resolve_base(repo, cfg, base, default=default)
+    do_push = remote_ok if push is None else push
+    if do_push and not remote_ok:
+        raise GitError(f"no remote '{remote}' to push to (add one, or publish with push disabled)")
+    if not force and not dry_run:
+        check_rate_limit(settings, cfg, change.kind)
+
+    fingerprint = change.fingerprint()
+    token = github_token()
+    slug = repo_slug(repo, cfg)
+    gh = GitHub(slug, token, timeout_s=cfg.api_timeout_s) if (open_pr and token and slug) else None
+    try:
+        proposed = change.branch_name(today)
+        existing_pr: dict[str, Any] | None = None
+        reuse: str | None = None
+        if gh is not None:
+            existing_pr = gh.find_open_pr(marker=change_marker(fingerprint)) or gh.find_open_pr(head_branch=proposed)
+            if existing_pr is not None:
+                reuse = str(existing_pr["head"]["ref"])
+        if reuse is None:
+            reuse = _existing_branch_for(settings, repo, fingerprint, remote)
+        branch = reuse or _unique_branch(repo, proposed, remote)
+        if branch in {default, base_branch}:
+            raise GitError(f"refusing to commit to the default branch '{branch}'")
+
+        diffs = [(f.path, show_file(repo, start, f.path), f.content) for f in change.files]
+        items: list[ItemChange] = []
+        for path, old, new in diffs:
+            items += describe_file(path, old, new)
+        entries = touched_ids(items)
+        body = render_pr_body(change, items, diffs, fingerprint=fingerprint, run_url=_run_url(settings, cfg))
+        result = PublishResult(branch=branch, base=base_branch, fingerprint=fingerprint, entries=entries,
+                               body=body, dry_run=dry_run, updated=reuse is not None)
+        if dry_run:
+            return result
+
+        env = identity_env(cfg)
+        message = commit_message(change, entries)
+        if reuse is None:
+            sha = commit_in_worktree(repo, branch=branch, start=start, files=change.files, message=message, env=env)
+            if sha is None:
+                raise SelfhealError(f"nothing to publish: {base_branch} already has these contents")
+        else:
+            sha = commit_in_worktree(repo, branch=branch, start=_checkout_start(repo, branch, remote),
+                                     files=change.files, message=message, env=env)
+        result.commit = sha
+
+        if do_push:
+            push_branch(repo, remote, branch, default=default)
+            result.pushed = True
+
+        if gh is not None and result.pushed:
+            labels = list(dict.fromkeys([*cfg.labels, f"selfheal:{change.kind}"]))
+            if existing_pr is not None:
+                pr = gh.update_pr(int(existing_pr["number"]), title=change.title, body=body)
+            else:
+                pr = gh.create_pr(title=change.title, head=branch, base=base_branch, body=body)
+            gh.add_labels(int(pr["number"]), labels)
+            result.pr_number = int(pr["number"])
+            result.pr_url = str(pr.get("html_url") or pr.get("url") or "")
+            if sha is not None and result.pr_url:
+                _add_note(repo, sha, f"{T_PR}: {result.pr_url}", env)
+        else:
+            _write_body_file(settings, cfg, result, change, slug)
+
+        append_record(settings, PublishRecord(
+            time=datetime.now(UTC), kind=change.kind, title=change.title, branch=branch, base=base_branch,
+            commit=sha, fingerprint=fingerprint, pr_url=result.pr_url, pr_number=result.pr_number,
+            updated=result.updated, entries=entries,
+        ))
+        return result
+    finally:
+        if gh is not None:
+            gh.close()
+
+
+def _write_body_file(settings: Any, cfg: GitopsSettings, result: PublishResult, change: ChangeSet,
+                     slug: str | None) -> None:
+    """The PR body as a file, and the one command (or URL) that opens the PR from it."""
+    path = Path(settings.path(cfg.pr_dir) if hasattr(settings, "path") else Path(settings.root) / cfg.pr_dir)
+    path = path / f"{result.branch.replace('/', '-')}.md"
+    atomic_write_text(path, result.body)
+    result.pr_body_path = str(path)
+    title = change.title.replace('"', '\\"')
+    hint = f'gh pr create --head {result.branch} --base {result.base} --title "{title}" --body-file {path}'
+    if slug:
+        hint += f"\n  or open {web_url(api_url())}/{slug}/compare/{result.base}...{result.branch}?expand=1"
+    if not result.pushed:
+        hint = f"git push {cfg.remote} {result.branch}\n  then " + hint
+    result.open_hint = hint

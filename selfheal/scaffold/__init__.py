@@ -1,0 +1,110 @@
+"""``selfheal init``: scaffold selfheal's files into an existing agent repository.
+
+Templates ship as package data (``selfheal/scaffold/templates``). Nothing that
+exists is overwritten: existing files are reported as kept; CODEOWNERS and
+.gitignore only get the lines they miss.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from selfheal.cheatsheet.model import SECTIONS
+from selfheal.errors import SelfhealError
+from selfheal.yamlio import atomic_write_text
+
+AGENT_PLACEHOLDER = "__AGENT__"
+EXAMPLE_ENTRY = "heur-example-read-before-write.yaml"
+
+
+@dataclass
+class ScaffoldReport:
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)      # existed already, left byte-identical
+    appended: list[str] = field(default_factory=list)  # CODEOWNERS / .gitignore lines added
+
+
+def template(name: str) -> str:
+    """A template's text from the installed package."""
+    return resources.files("selfheal.scaffold").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def _plan(agent: str) -> list[tuple[str, str]]:
+    """(repo-relative path, content) of every file init creates when missing."""
+    def t(name: str) -> str:
+        return template(name).replace(AGENT_PLACEHOLDER, agent)
+
+    files = [
+        ("selfheal.yaml", t("selfheal.yaml")),
+        (f"prompts/{agent}/context.yaml", t("context.yaml")),
+        (f"prompts/{agent}/system.md.j2", t("system.md.j2")),
+        (f"evals/{agent}/dataset.yaml", t("dataset.yaml")),
+        (f"evals/{agent}/examples/example.yaml", t("example.yaml")),
+        (".github/workflows/selfheal-eval.yml", t("selfheal-eval.yml")),
+        (".github/workflows/selfheal-optimize.yml", t("selfheal-optimize.yml")),
+    ]
+    files += [(f"cheatsheet/{section}/.gitkeep", "") for section in SECTIONS]
+    files.append((f"cheatsheet/heuristics/{EXAMPLE_ENTRY}", t(EXAMPLE_ENTRY)))
+    return files
+
+
+def _append_lines(path: Path, lines: list[str], header: str) -> bool:
+    """Add the lines ``path`` lacks (compared ignoring surrounding space); False when none were missing."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    have = {" ".join(line.split()) for line in text.splitlines()}
+    missing = [line for line in lines if " ".join(line.split()) not in have]
+    if not missing:
+        return False
+    prefix = text if not text or text.endswith("\n") else text + "\n"
+    sep = "\n" if prefix.strip() else ""
+    atomic_write_text(path, prefix + sep + header + "\n" + "\n".join(missing) + "\n")
+    return True
+
+
+def _codeowners_path(root: Path) -> Path:
+    """Where this repository keeps CODEOWNERS (GitHub looks in .github/, the root, docs/)."""
+    for rel in (".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"):
+        if (root / rel).is_file():
+            return root / rel
+    return root / ".github" / "CODEOWNERS"
+
+
+def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: bool = False) -> ScaffoldReport:
+    """Create selfheal's files under ``root``; refuse an initialised repo unless ``missing_only``."""
+    root = Path(root)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", agent):
+        raise SelfhealError(f"agent '{agent}': use letters, digits, _ or - (it names prompts/<agent>/)")
+    if not re.fullmatch(r"@[\w.-]+(/[\w.-]+)?|[^@\s]+@[^@\s]+", owner):
+        raise SelfhealError(f"owner '{owner}': give @user, @org/team or an email address")
+    if not root.is_dir():
+        raise SelfhealError(f"{root}: no such directory")
+    if (root / "selfheal.yaml").exists() and not missing_only:
+        raise SelfhealError(
+            f"{root / 'selfheal.yaml'} exists: selfheal is set up here already "
+            "(--force-missing-only adds only the files that are missing)"
+        )
+    report = ScaffoldReport()
+    for rel, content in _plan(agent):
+        path = root / rel
+        if path.exists():
+            report.kept.append(rel)
+            continue
+        atomic_write_text(path, content)
+        report.created.append(rel)
+    owners = _codeowners_path(root)
+    existed = owners.exists()
+    if _append_lines(owners, [f"/prompts/ {owner}", f"/cheatsheet/ {owner}"],
+                     "# selfheal: the agent's context and cheatsheet are reviewed by"):
+        (report.appended if existed else report.created).append(owners.relative_to(root).as_posix())
+    else:
+        report.kept.append(owners.relative_to(root).as_posix())
+    ignore = root / ".gitignore"
+    existed = ignore.exists()
+    if _append_lines(ignore, [".selfheal/"], "# selfheal: local traces, caches, state and PR bodies"):
+        (report.appended if existed else report.created).append(".gitignore")
+    else:
+        report.kept.append(".gitignore")
+    return report
