@@ -5,7 +5,8 @@ cheatsheet never score below zero) over each entry's ``search_text``, with
 Snowball stemming so "throttled" meets "throttles". Only active entries of the
 run's task type, or general ones, are eligible: a lesson about cold starts
 must not crowd out the timeout heuristics of a timeout task. Embedding
-retrieval plugs in later behind the same :class:`Retriever` protocol.
+retrieval (:mod:`selfheal.cheatsheet.ranking`) implements the same
+:class:`Retriever` protocol; BM25 stays the fallback when no embedder is available.
 """
 
 from __future__ import annotations
@@ -25,8 +26,13 @@ _TIME_OUT = re.compile(r"\btim(?:e|es|ed|ing)[\s-]+out\b")
 
 @dataclass(frozen=True)
 class Retrieved:
+    """One retrieved entry. ``candidate``: an unproven entry given a trial slot (the prompt
+    marks it ``(unproven)``); ``similarity``: cosine to the task (embedding retrieval only)."""
+
     entry: CheatsheetEntry
     score: float
+    candidate: bool = False
+    similarity: float = 0.0
 
 
 class Retriever(Protocol):
