@@ -118,11 +118,11 @@ def test_models_claim_is_not_evidence(repo: Path) -> None:
             "Fixed: memory doubled, the timeouts are resolved. USED: none",
         ]
     )
-    out = run_task(settings, scenario="lambda_timeout", model=model)
+    out = run_task(settings, scenario="lambda_timeout", model=model, learn=False)
     assert not out.success and out.verified
     assert out.error_type == "check_failed"
     assert out.route == "curate"
-    assert any("not enabled" in s for s in out.improvement_suggestions)
+    assert any("disabled by --no-learn" in s for s in out.improvement_suggestions)
     store = LocalTraceStore(settings.trace_store_path)
     try:
         assert store.get_run(out.run_id).extra["metadata"]["success"] is False
@@ -140,7 +140,7 @@ def test_step_limit_and_tool_errors_are_bounded(repo: Path) -> None:
             call("list_functions", {}),
         ]
     )
-    out = run_task(settings, scenario="lambda_timeout", model=model)
+    out = run_task(settings, scenario="lambda_timeout", model=model, learn=False)
     assert out.steps == 3 and out.stop_reason == "step_limit"
     assert not out.success and out.error_type == "step_limit"
     statuses = [c["status"] for c in out.tool_calls]

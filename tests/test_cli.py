@@ -71,10 +71,10 @@ def test_failed_task_exits_1_with_a_readable_report(repo: Path, capsys: pytest.C
         stub.reply_tool_calls([("update_memory", {"function_name": "checkout-api", "memory_mb": 2048})])
         stub.reply_text("Fixed it by doubling memory. USED: none")
         monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
-        code, out, _ = run_cli(["-C", str(repo), "run", "--scenario", "lambda_timeout"], capsys)
+        code, out, _ = run_cli(["-C", str(repo), "run", "--no-learn", "--scenario", "lambda_timeout"], capsys)
     assert code == 1
     assert "FAILED" in out and "update_memory" in out and "memory_mb=2048" in out
-    assert "not enabled" in out  # learning is not pretended
+    assert "disabled by --no-learn" in out  # learning is not pretended
     assert "Run " in out and "traces.sqlite" in out
 
 

@@ -8,6 +8,7 @@ state update; routing lives in edges.py.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from typing import Any
@@ -19,29 +20,30 @@ from langgraph.runtime import Runtime
 from selfheal.agent.state import AgentState, RunContext
 from selfheal.tokens import count_tokens
 
+_log = logging.getLogger(__name__)
+
 _USED_RE = re.compile(r"^\s*\**USED\**\s*:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9_.-]*", re.IGNORECASE)
 _PREVIEW = 300
 
 
 def retrieve_from_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Pick the top-k cheatsheet entries relevant to the task (DC retrieval)."""
-    from selfheal.cheatsheet.retrieval import retrieve
+    """Pick the top-k cheatsheet entries relevant to the task (DC-RS retrieval).
 
+    Embedding ranking (``selfheal.cheatsheet.ranking``) when it is available and
+    embeddings are not turned off, else lexical BM25; either way one slot may go
+    to a ``candidate`` entry, which the prompt marks as unproven.
+    """
     rc = runtime.context
-    hits = retrieve(
-        rc.cheatsheet,
-        state["task"],
-        task_type=state.get("task_type"),
-        top_k=rc.settings.thresholds.top_k,
-    )
+    hits = _ranked_entries(rc, state["task"], state.get("task_type"), rc.settings.thresholds.top_k)
     entries = [
         {
-            "id": h.entry.id,
-            "section": h.entry.section,
-            "status": h.entry.status,
-            "score": round(float(h.score), 4),
-            "text": h.entry.text(),
+            "id": h["entry"].id,
+            "section": h["entry"].section,
+            "status": h["entry"].status,
+            "candidate": h["candidate"],
+            "score": round(float(h["score"]), 4),
+            "text": h["entry"].text(),
         }
         for h in hits
     ]
@@ -54,6 +56,60 @@ def retrieve_from_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) ->
         "entries": entries,
     }
     return {"context": context, "cheatsheet": cheatsheet}
+
+
+def _embeddings_off(rc: RunContext) -> bool:
+    emb = getattr(rc.settings, "embeddings", None)
+    return getattr(emb, "provider", None) == "none"
+
+
+def _ranked_entries(rc: RunContext, task: str, task_type: str | None, top_k: int) -> list[dict[str, Any]]:
+    """``[{"entry", "score", "candidate"}]`` from embedding ranking, or the BM25 fallback.
+
+    BM25 when embeddings are off (``embeddings.provider: none``) or no embedder
+    can be built here (a ModelError, logged); a configured endpoint failing
+    mid-run is not hidden.
+    """
+    if top_k <= 0:
+        return []
+    if not _embeddings_off(rc):
+        from selfheal.cheatsheet.ranking import embedding_cache_dir, retrieve_entries
+        from selfheal.errors import ModelError
+        from selfheal.models.embeddings import make_embedder
+        from selfheal.optimize.online import counter_store
+
+        embedder = rc.embedder
+        if embedder is None:
+            try:
+                embedder = make_embedder(rc.settings)
+            except ModelError as exc:
+                _log.warning("embedding retrieval unavailable (%s); using BM25", exc)
+        if embedder is not None:
+            with counter_store(rc) as counters:
+                hits = retrieve_entries(
+                    rc.cheatsheet, task, task_type=task_type, top_k=top_k, embedder=embedder,
+                    counters=counters, candidate_slots=1, cache_dir=embedding_cache_dir(rc.settings),
+                )
+            return [{"entry": h.entry, "score": h.score, "candidate": h.candidate} for h in hits]
+    return _bm25_entries(rc, task, task_type, top_k)
+
+
+def _bm25_entries(rc: RunContext, task: str, task_type: str | None, top_k: int) -> list[dict[str, Any]]:
+    """Lexical retrieval: top-k active entries plus one slot for the best-matching candidate."""
+    from selfheal.cheatsheet.retrieval import BM25Retriever, retrieve
+
+    active = retrieve(rc.cheatsheet, task, task_type=task_type, top_k=top_k)
+    out = [{"entry": h.entry, "score": h.score, "candidate": False} for h in active]
+    candidates = [e for e in rc.cheatsheet.entries if e.status == "candidate"]
+    if candidates:
+        # BM25Retriever indexes active entries only: index the candidates as if they were.
+        by_id = {e.id: e for e in candidates}
+        best = BM25Retriever([e.model_copy(update={"status": "active"}) for e in candidates]).retrieve(
+            task, task_type=task_type, top_k=1
+        )
+        if best:
+            out.append({"entry": by_id[best[0].entry.id], "score": best[0].score, "candidate": True})
+    return out
 
 
 def _tool_descriptions(rc: RunContext) -> list[tuple[str, str]]:
@@ -251,8 +307,14 @@ def _efficiency(record: dict[str, Any], max_steps: int) -> float:
     return round(max(0.0, min(1.0, 0.5 * error_part + 0.5 * step_part)), 3)
 
 
-def evaluate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """Decide success from evidence (state checks, tool errors), never the model's claim."""
+def evaluate(
+    state: AgentState, runtime: Runtime[RunContext], config: RunnableConfig
+) -> dict[str, Any]:
+    """Decide success from evidence (state checks, tool errors), never the model's claim.
+
+    With learning on, a successful run's used entries are counted here (the
+    curate node counts failures, with the Reflector's tags).
+    """
     rc = runtime.context
     history = list(state["execution_history"])
     record = dict(history[-1])
@@ -303,8 +365,25 @@ def evaluate(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         "verified": verdict.passed is not None,
         "improvement_opportunities": opportunities,
     }
+    if rc.learning and success:
+        # A success never reaches the Reflector: count its used entries here (see optimize/online.py).
+        from selfheal.optimize.online import record_counters, success_tags
+
+        counted = record_counters(
+            rc,
+            run_id=_run_id(config),
+            success=True,
+            tags=success_tags(record["used_entries"], verified=verdict.passed is not None),
+        )
+        record["learning"] = {"applied": [], "rejected": [], "errors": [], "counted": counted, "reflection": None}
     history[-1] = record
     return {"execution_history": history, "needs_improvement": bool(opportunities)}
+
+
+def _run_id(config: RunnableConfig | None) -> str:
+    """The run's id: the runner uses it as the checkpoint thread id."""
+    configurable = (config or {}).get("configurable") or {}
+    return str(configurable.get("thread_id") or "")
 
 
 def _learning_not_enabled(
@@ -318,9 +397,32 @@ def _learning_not_enabled(
     return {"improvement_suggestions": [*(state.get("improvement_suggestions") or []), note], "route": route}
 
 
-def curate_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """ACE curation of the cheatsheet. Records the trigger until the curator lands."""
-    return _learning_not_enabled(state, runtime, "cheatsheet curation", "curate_cheatsheet", "curate")
+def curate_cheatsheet(
+    state: AgentState, runtime: Runtime[RunContext], config: RunnableConfig
+) -> dict[str, Any]:
+    """ACE online curation: reflect on the run, curate deltas, apply them to the cheatsheet.
+
+    Each applied change becomes a line of ``improvement_suggestions``; the
+    whole outcome (applied, rejected, errors, counters, reflection) is the
+    execution record's ``learning``. Model failures are reported, not raised.
+    """
+    rc = runtime.context
+    if not rc.learning:
+        return _learning_not_enabled(state, runtime, "cheatsheet curation", "curate_cheatsheet", "curate")
+    from selfheal.optimize.digest import digest_from_state
+    from selfheal.optimize.online import learn_from_run
+
+    digest = digest_from_state(state, rc, run_id=_run_id(config))
+    result = learn_from_run(rc, digest, config=config)
+    history = list(state["execution_history"])
+    record = dict(history[-1])
+    previous = record.get("learning") or {}
+    learning = result.to_record()
+    learning["counted"] = list(dict.fromkeys([*previous.get("counted", []), *learning["counted"]]))
+    record["learning"] = learning
+    history[-1] = record
+    notes = [*(state.get("improvement_suggestions") or []), *result.suggestions()]
+    return {"execution_history": history, "improvement_suggestions": notes, "route": "curate"}
 
 
 def optimize_context(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

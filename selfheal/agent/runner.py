@@ -64,6 +64,11 @@ def _recent_successes(store: Any, project: str, task_type: str, limit: int) -> l
     return list(reversed(flags))
 
 
+def _learning_summary(learning: dict[str, Any]) -> dict[str, Any]:
+    """What curation did in this run, for the root run's metadata (queryable, reviewable)."""
+    return {k: learning.get(k) or [] for k in ("applied", "rejected", "errors")}
+
+
 def run_task(
     settings: Settings,
     task: str | None = None,
@@ -74,12 +79,17 @@ def run_task(
     metadata: dict[str, Any] | None = None,
     tags: list[str] | None = None,
     session: DomainSession | None = None,
+    project: str | None = None,
+    reference_example_id: str | None = None,
 ) -> RunOutcome:
     """Run ``task`` (or the scenario's task) once, traced and checkpointed.
 
     ``model`` and ``session`` inject an already-built chat model or an already
     open environment (tests, benchmarks, the eval runner); the caller then owns
-    the session and closes it.
+    the session and closes it. ``project`` traces into another project than
+    ``tracing.project`` (an experiment), and ``reference_example_id`` links the
+    root run to its dataset example, as LangSmith experiments do. A run that
+    raises carries its root run id as ``exc.selfheal_run_id``.
     """
     from langsmith import uuid7
 
@@ -128,7 +138,12 @@ def run_task(
             model_identity=identity,
         )
         run_id: uuid.UUID = uuid7()
-        tracing = tracing_callbacks(settings, store)
+        tracing = tracing_callbacks(
+            settings,
+            store,
+            project=project,
+            reference_example_id=uuid.UUID(str(reference_example_id)) if reference_example_id else None,
+        )
         start_meta = {
             "task_type": session.task_type,
             "scenario": session.scenario,
@@ -168,10 +183,15 @@ def run_task(
                 str(run_id),
                 {"success": False, "error_type": error_type, "latency": round(time.perf_counter() - started, 4)},
             )
+            try:
+                exc.selfheal_run_id = str(run_id)  # type: ignore[attr-defined]
+            except (AttributeError, TypeError):  # exceptions with __slots__
+                pass
             raise
         latency = round(time.perf_counter() - started, 4)
         record = final["execution_history"][-1]
         evaluation = record["evaluation"]
+        learning_record = record.get("learning") or None
         tracing.merge_metadata(
             str(run_id),
             {
@@ -182,6 +202,7 @@ def run_task(
                 "used_entries": record["used_entries"],
                 "retrieved_entries": record["retrieved_entries"],
                 "route": final.get("route", "end"),
+                **({"learning": _learning_summary(learning_record)} if learning_record else {}),
             },
         )
         return RunOutcome(
@@ -209,6 +230,7 @@ def run_task(
             cheatsheet_version=cheatsheet_version,
             trace_store=str(settings.trace_store_path),
             efficiency_score=evaluation["efficiency_score"],
+            extra={"learning": learning_record} if learning_record else {},
         )
     finally:
         if owns_session and session is not None:

@@ -51,3 +51,9 @@ class RunContext:
     recent_successes: list[bool] = field(default_factory=list)
     learning: bool = True
     model_identity: str = ""
+    # Retrieval: the embedder (selfheal.models.embeddings) and the entries' counter store
+    # (selfheal.cheatsheet.counters.CounterStore). None: built from settings when needed.
+    embedder: Any = None
+    counters: Any = None
+    # The model that plays Reflector and Curator; None: the agent's own model.
+    learner_model: BaseChatModel | None = None

@@ -40,4 +40,20 @@ def run(
         click.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
     else:
         render_outcome(outcome)
+        _render_learning(outcome.extra.get("learning"))
     ctx.exit(0 if outcome.success else 1)
+
+
+def _render_learning(learning: object) -> None:
+    """The Reflector's diagnosis (the applied changes are already among the Learning lines)."""
+    if not isinstance(learning, dict) or not isinstance(learning.get("reflection"), dict):
+        return
+    from rich.markup import escape
+
+    from selfheal.cli.render import console
+
+    reflection = learning["reflection"]
+    c = console()
+    if reflection.get("root_cause"):
+        c.print(f"[yellow]Reflection[/]: root cause: {escape(str(reflection['root_cause']))}")
+    c.print(f"[yellow]Reflection[/]: key insight: {escape(str(reflection.get('key_insight', '')))}")

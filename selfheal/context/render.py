@@ -40,14 +40,20 @@ USED_PREFIX = "USED:"
 
 @dataclass(frozen=True)
 class PromptEntry:
-    """A cheatsheet entry as the template sees it; ``str()`` is ``[id] text``."""
+    """A cheatsheet entry as the template sees it; ``str()`` is ``[id] text``.
+
+    ``candidate``: a curated lesson not yet proven by runs; templates mark it
+    (``[id] (unproven) text``) so the agent weighs it below proven entries.
+    """
 
     id: str
     section: str
     text: str
+    candidate: bool = False
 
     def __str__(self) -> str:
-        return f"[{self.id}] {self.text}"
+        mark = " (unproven)" if self.candidate else ""
+        return f"[{self.id}]{mark} {self.text}"
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ def render_system_prompt(
         "version": ctx.version,
         "instructions": [Instruction(id=i.id, text=_one_line(i.text)) for i in ctx.instructions],
         "examples": [Example(id=e.id, task=e.task, trajectory=e.trajectory.strip("\n")) for e in ctx.examples],
-        "entries": [PromptEntry(e.id, e.section, e.text()) for e in entries],
+        "entries": [PromptEntry(e.id, e.section, e.text(), e.status == "candidate") for e in entries],
         "tools": effective_tools(ctx, tools),
     }
     try:
