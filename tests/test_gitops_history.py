@@ -212,3 +212,15 @@ def test_a_revert_conflict_is_aborted_and_names_the_files(repo, capsys):
     assert snapshot(repo.root) == before and repo.head() == head
     assert repo.git("status", "--porcelain").strip() == ""
     assert not (repo.root / ".git" / "REVERT_HEAD").exists()
+
+
+def test_cli_rollback_refuses_a_dirty_tree_before_asking_anything(repo, capsys, monkeypatch):
+    """No confirmation prompt for a rollback that cannot happen: the refusal comes first."""
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", None)   # any prompt would fail loudly
+    (repo.root / VPC).write_text((repo.root / VPC).read_text() + "# local edit\n")
+    before = snapshot(repo.root)
+    code, out, err = run_cli(repo, ["rollback", "HEAD"], capsys)
+    assert code == 2 and "uncommitted changes" in err and "Roll back" not in err
+    assert snapshot(repo.root) == before

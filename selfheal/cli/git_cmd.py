@@ -96,8 +96,10 @@ def rollback(ctx: click.Context, target: str, no_pr: bool, yes: bool, base: str 
 
     settings = load_cli_settings(ctx)
     if not yes:
+        checked = rb.preflight(settings, target, pr=not no_pr, base=base)  # refusals before any question
+        checked.repo.close()
         how = "as a commit on the current branch" if no_pr else "as a rollback pull request"
-        click.confirm(f"Roll back {target} {how}?", abort=True, err=True)
+        click.confirm(f"Roll back {checked.describe()} {how}?", abort=True, err=True)
     result = rb.rollback(settings, target, pr=not no_pr, base=base)
     if as_json:
         click.echo(json.dumps(result.model_dump(mode="json", exclude={"publish": {"body"}}), indent=2))

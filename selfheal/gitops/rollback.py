@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -242,8 +243,8 @@ def _entries_of(repo: git.Repo, ref: str, files: list[FileChange]) -> list[str]:
     return touched_ids(items)
 
 
-def rollback(settings: Any, target: str, *, pr: bool = True, base: str | None = None) -> RollbackResult:
-    """Undo ``target`` (a commit, or an entry/instruction id's latest change) as a PR or a direct commit."""
+def preflight(settings: Any, target: str, *, pr: bool = True, base: str | None = None) -> Preflight:
+    """Refuse (dirty tree, mid-merge, detached HEAD, unknown target) before anything is asked or changed."""
     repo = open_repo(Path(settings.root))
     ensure_clean(repo)
     cfg = gitops_settings(settings)
@@ -268,6 +269,26 @@ def rollback(settings: Any, target: str, *, pr: bool = True, base: str | None = 
         plan = Plan(target=target, reverted=sha, subject=subject, files=[], title=f'Revert "{subject}"',
                     summary=[f"This reverts commit {sha}."])
         is_commit = True
+    return Preflight(repo=repo, plan=plan, is_commit=is_commit, ref=ref)
+
+
+@dataclass
+class Preflight:
+    """A rollback that passed every refusal check: what would be reverted, onto which ref."""
+
+    repo: git.Repo
+    plan: Plan
+    is_commit: bool
+    ref: str
+
+    def describe(self) -> str:
+        return f'{self.plan.reverted[:10]} "{self.plan.subject}"'
+
+
+def rollback(settings: Any, target: str, *, pr: bool = True, base: str | None = None) -> RollbackResult:
+    """Undo ``target`` (a commit, or an entry/instruction id's latest change) as a PR or a direct commit."""
+    checked = preflight(settings, target, pr=pr, base=base)
+    repo, plan, is_commit, ref = checked.repo, checked.plan, checked.is_commit, checked.ref
 
     if not pr:
         if is_commit:
