@@ -59,7 +59,7 @@ def test_eval_and_optimize_workflows_say_what_the_design_asks():
     opt = _load("selfheal-optimize.yml")
     assert "schedule" in opt["on"] and "workflow_dispatch" in opt["on"]
     assert opt["permissions"] == {"contents": "write", "pull-requests": "write"}
-    env = opt["jobs"]["curate"]["env"]
+    env = opt["jobs"]["improve"]["env"]
     assert {k: env[k] for k in ("OPENAI_API_KEY", "LANGSMITH_API_KEY", "GITHUB_TOKEN")} == {
         "OPENAI_API_KEY": "${{ secrets.OPENAI_API_KEY }}",
         "LANGSMITH_API_KEY": "${{ secrets.LANGSMITH_API_KEY }}",
@@ -89,7 +89,7 @@ def _commands(prefix: str) -> list[list[str]]:
 
 def test_every_selfheal_command_in_the_workflows_parses():
     commands = _commands("selfheal ")
-    assert {c[0] for c in commands} == {"eval", "curate"}
+    assert {c[0] for c in commands} == {"eval", "optimize", "curate"}
     group_ctx = cli.make_context("selfheal", ["eval"], resilient_parsing=True)
     for args in commands:
         command = cli.get_command(group_ctx, args[0])
