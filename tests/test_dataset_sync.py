@@ -142,6 +142,7 @@ def test_eval_with_langsmith_creates_an_experiment_on_the_dataset(repo: Path, st
     root = stub.runs[only.run_id]
     assert root["session_id"] == session["id"]
     assert root["extra"]["metadata"]["reference_example_id"] == only.example_id
+    assert str(root["reference_example_id"]) == only.example_id  # linked to the example for real
     feedback = {f["key"]: f for f in stub.feedback.values() if str(f.get("run_id")) == only.run_id}
     assert feedback["state_checks"]["score"] == 1.0 and feedback["passed"]["score"] == 1.0
 

@@ -226,13 +226,17 @@ def run_payload(run: RunRecord, project: str) -> dict[str, Any]:
 
     The local project id means nothing to LangSmith: the run names its project
     (``session_name``), which LangSmith creates on first ingest. A local dataset
-    example is unknown there too, so ``reference_example_id`` travels as metadata.
+    example is unknown there too, so ``reference_example_id`` travels as metadata —
+    except for an eval experiment's runs, whose dataset and examples the eval
+    runner created in LangSmith with the same ids first: those link for real.
     """
     payload: dict[str, Any] = {name: getattr(run, name) for name in _RUN_FIELDS}
     # The SDK adds runtime keys to extra and extra["metadata"] in place: give it copies.
     metadata = dict(run.metadata)
     if run.reference_example_id is not None:
         metadata["reference_example_id"] = str(run.reference_example_id)
+        if metadata.get("experiment"):
+            payload["reference_example_id"] = str(run.reference_example_id)
     payload["extra"] = {**run.extra, "metadata": metadata}
     payload["session_name"] = project
     return payload
