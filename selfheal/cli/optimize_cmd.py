@@ -21,6 +21,8 @@ from selfheal.cli.main import load_cli_settings
 @click.option("--pr/--no-pr", "publish", default=False, help="Open an accepted change as a branch + PR.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the Markdown report here.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
+              help="Also copy the learned cheatsheet here, accepted or not (for review).")
 @click.pass_context
 def optimize(
     ctx: click.Context,
@@ -34,6 +36,7 @@ def optimize(
     publish: bool,
     output: str | None,
     as_json: bool,
+    keep_dir: str | None,
 ) -> None:
     """Learn a cheatsheet on the train split in a scratch copy, validate it against the seed.
 
@@ -60,7 +63,7 @@ def optimize(
     report = run_optimize(
         settings, dataset=dataset, train_split=train_split, validate_split=validate_split,
         names=list(names) or None, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
-        progress=sys.stderr.isatty(), on_run=show,
+        progress=sys.stderr.isatty(), on_run=show, keep_dir=Path(keep_dir) if keep_dir else None,
     )
     if output and report.report_markdown:
         atomic_write_text(Path(output), report.report_markdown)

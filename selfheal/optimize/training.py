@@ -167,6 +167,7 @@ def optimize(
     publish: bool = False,
     progress: bool = True,
     on_run: Callable[[TrainingRun], None] | None = None,
+    keep_dir: Path | None = None,
 ) -> OptimizeReport:
     """Learn on ``train_split``, validate seed vs learned on ``validate_split``, then apply/publish."""
     from selfheal.evaluation.compare import compare
@@ -196,6 +197,8 @@ def optimize(
         runs = learn_on_split(learn_settings, train, epochs=epochs, model_factory=model_factory, on_run=on_run)
         summary = [line for r in runs for line in r.learned]
         summary += fold_counters(learn_settings, learned_dir)
+        if keep_dir is not None:  # a copy of what was learned, whatever the gate says (for review)
+            shutil.copytree(learned_dir, keep_dir, dirs_exist_ok=True)
         files = changed_files(seed_dir, learned_dir, settings.root, rel_dir)
 
         comparison = decision = None
