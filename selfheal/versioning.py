@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import git
@@ -78,9 +80,94 @@ def working_id(path: Path, files: list[str] | None = None) -> str:
     return _tree_id(entries) if entries else EMPTY_TREE
 
 
+# logs/HEAD grows on every commit, checkout and reset, even where the ref lives elsewhere (worktrees).
+_GIT_FILES = ("HEAD", "index", "packed-refs", "info/exclude", "logs/HEAD")
+# File times tick coarsely (a few ms): a file changed this recently may change again with
+# the same stat, so a signature holding one is not remembered (git's "racy" entries).
+RACY_NS = 2_000_000_000
+_memo: dict[tuple[str, str], tuple[tuple[object, ...], str]] = {}
+_memo_lock = threading.Lock()
+
+
+def _stat_key(p: str) -> tuple[object, ...] | None:
+    try:
+        st = os.lstat(p)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_mode)
+
+
+def _signature(path: Path) -> tuple[object, ...]:
+    """Everything a version depends on, by stat: the files under ``path`` and the git state around it.
+
+    Covers content edits, new/removed/renamed files, commits, checkouts and
+    staging (HEAD, the ref it names, index, packed-refs) and ignore rules
+    (``.gitignore`` under ``path`` and in its ancestors, ``info/exclude``).
+    """
+    entries: list[tuple[object, ...]] = []
+    top = str(path)
+    if path.is_dir():
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if d != ".git"]
+            for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                full = os.path.join(dirpath, name)
+                entries.append((full, _stat_key(full)))
+    else:
+        entries.append((top, _stat_key(top)))
+    for anc in (path, *path.parents):
+        git_dir = anc / ".git"
+        entries.append((str(anc / ".gitignore"), _stat_key(str(anc / ".gitignore"))))
+        entries.append((str(git_dir), _stat_key(str(git_dir))))
+        if git_dir.is_file():  # a worktree or submodule: "gitdir: <path>"
+            try:
+                text = git_dir.read_text().strip()
+            except OSError:
+                text = ""
+            if text.startswith("gitdir: "):
+                git_dir = (anc / text[8:]).resolve()
+        if git_dir.is_dir():
+            for name in _GIT_FILES:
+                entries.append((name, _stat_key(str(git_dir / name))))
+            try:
+                head = (git_dir / "HEAD").read_text().strip()
+            except OSError:
+                head = ""
+            entries.append(("HEAD->", head))
+            if head.startswith("ref: "):
+                ref = str(git_dir / head[5:])
+                entries.append((ref, _stat_key(ref)))
+    return tuple(entries)
+
+
+def _racy(signature: tuple[object, ...]) -> bool:
+    newest = max((st[0] for _, st in signature if isinstance(st, tuple)), default=0)
+    return time.time_ns() - int(newest) < RACY_NS  # type: ignore[call-overload]
+
+
 def content_version(path: Path, repo_root: Path) -> str:
-    """The version of ``path``: HEAD's object id when unmodified, else ``<id>-dirty`` / ``nogit-<id12>``."""
+    """The version of ``path``: HEAD's object id when unmodified, else ``<id>-dirty`` / ``nogit-<id12>``.
+
+    Memoised per process on a stat signature of the files and of the git
+    state (see :func:`_signature`): every traced run stamps two versions, and
+    recomputing them costs two git subprocesses and a hash of every file.
+    """
     path = Path(path).resolve()
+    key = (str(path), str(Path(repo_root).resolve()))
+    signature = _signature(path)
+    with _memo_lock:
+        hit = _memo.get(key)
+    if hit is not None and hit[0] == signature:
+        return hit[1]
+    version = _content_version(path, repo_root)
+    if _signature(path) == signature and not _racy(signature):  # unchanged while computing, settled
+        with _memo_lock:
+            if len(_memo) > 256:
+                _memo.clear()
+            _memo[key] = (signature, version)
+    return version
+
+
+def _content_version(path: Path, repo_root: Path) -> str:
     try:
         repo = git.Repo(repo_root, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

@@ -366,30 +366,39 @@ class Redactor:
         return self._walk(obj, set())
 
     def _walk(self, obj: Any, active: set[int]) -> Any:
-        if isinstance(obj, str):
+        # Exact-type checks first: an ``isinstance(x, Mapping)`` ABC check on every
+        # leaf was a large share of a trace's redaction time.
+        t = type(obj)
+        if t is str:
             return self.redact_text(obj)
-        if isinstance(obj, Mapping):
-            if id(obj) in active:
-                return obj
-            active.add(id(obj))
-            try:
+        if t in _PLAIN_LEAVES:
+            return obj
+        if t is dict:
+            is_map = True
+        elif t is list or t is tuple:
+            is_map = False
+        elif isinstance(obj, str):
+            return self.redact_text(obj)
+        elif isinstance(obj, Mapping):
+            is_map = True
+        elif isinstance(obj, (list, tuple)):
+            is_map = False
+        else:
+            return obj
+        if id(obj) in active:
+            return obj
+        active.add(id(obj))
+        try:
+            if is_map:
                 return {k: self._walk_item(k, v, active) for k, v in obj.items()}
-            finally:
-                active.discard(id(obj))
-        if isinstance(obj, (list, tuple)):
-            if id(obj) in active:
-                return obj
-            active.add(id(obj))
-            try:
-                items = [self._walk(x, active) for x in obj]
-            finally:
-                active.discard(id(obj))
-            if isinstance(obj, list):
-                return items
-            if hasattr(obj, "_fields"):  # namedtuple
-                return type(obj)(*items)
-            return tuple(items)
-        return obj
+            items = [self._walk(x, active) for x in obj]
+        finally:
+            active.discard(id(obj))
+        if isinstance(obj, list):
+            return items
+        if hasattr(obj, "_fields"):  # namedtuple
+            return type(obj)(*items)
+        return tuple(items)
 
     def _walk_item(self, key: Any, value: Any, active: set[int]) -> Any:
         if isinstance(key, str):
@@ -451,6 +460,9 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
 # Rules matched case-insensitively: their triggers are looked up in the lower-cased text.
 _CASELESS = frozenset({"authz", "bearer", "awssec", "apikey", "secret", "acct"})
 
+
+# Leaf types returned as they are, recognised without an ABC check.
+_PLAIN_LEAVES = frozenset({int, float, bool, type(None)})
 
 #: Shorter strings cannot hold a built-in finding (the shortest is an IPv6 like a::1).
 _MIN_SECRET_CHARS = 4
@@ -549,35 +561,51 @@ def _key_words(key: str) -> tuple[str, ...]:
     return tuple(w.lower() for w in _KEY_WORD_RE.findall(key))
 
 
-def _key_kind(key: str, value: Any) -> str | None:
-    """The kind to replace a dict value with, judged by its key; None to walk it normally."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (str, list, tuple, dict)) and not value:
-        return None
+@functools.lru_cache(maxsize=4096)
+def _key_profile(key: str) -> tuple[bool, bool, bool, bool] | None:
+    """What the key alone says: (account-like, secret, secret-access-key words, api key); None: never a finding.
+
+    Cached: traces repeat the same few keys thousands of times per run.
+    """
     words = _key_words(key)
     if not words:
         return None
-    if ("account" in words or ("owner" in words and "id" in words)) and _is_account_id(value):
-        return "aws_account_id"
-    if words[-1] in _NOT_SECRET_LAST or _NOT_SECRET_ANY.intersection(words):
-        return None
+    account = "account" in words or ("owner" in words and "id" in words)
     flat = "".join(words)
     pairs = set(itertools.pairwise(words))
-    secret = (
+    secret = not (words[-1] in _NOT_SECRET_LAST or _NOT_SECRET_ANY.intersection(words)) and bool(
         any(p in flat for p in _STRONG_KEY_PARTS)
         or _KEY_WORDS.intersection(words)
         or _KEY_BIGRAMS.intersection(pairs)
     )
+    if not account and not secret:
+        return None
+    sak = {"secret", "access", "key"} <= set(words)
+    api = ("api", "key") in pairs or "apikey" in flat
+    return account, secret, sak, api
+
+
+def _key_kind(key: str, value: Any) -> str | None:
+    """The kind to replace a dict value with, judged by its key; None to walk it normally."""
+    profile = _key_profile(key)
+    if profile is None:
+        return None
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (str, list, tuple, dict)) and not value:
+        return None
+    account, secret, sak, api = profile
+    if account and _is_account_id(value):
+        return "aws_account_id"
     if not secret:
         return None
     if isinstance(value, str):
         specific = _specific_kind(value.strip())
         if specific:
             return specific
-        if {"secret", "access", "key"} <= set(words) and re.fullmatch(r"[A-Za-z0-9/+]{40}", value):
+        if sak and re.fullmatch(r"[A-Za-z0-9/+]{40}", value):
             return "aws_secret_access_key"
-    if ("api", "key") in pairs or "apikey" in flat:
+    if api:
         return "api_key"
     return "secret"
 

@@ -29,7 +29,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from selfheal.domains.lambda_ops.clock import SIMULATED_NOW, Clock, frozen_clock, lambda_time, wall_clock
-from selfheal.domains.lambda_ops.simapi import SimulatedApis
+from selfheal.domains.lambda_ops.simapi import SimulatedApis, install_simulated_apis
 from selfheal.errors import ConfigError, ScenarioError
 
 if TYPE_CHECKING:
@@ -149,6 +149,7 @@ class SimulatedAccount:
         self._clients: AwsClients | None = None
         self._open = False
         self._extra: dict[str, Any] = {}
+        self._leases: list[_Leased] = []
 
     # -- lifecycle --------------------------------------------------------
     def open(self) -> SimulatedAccount:
@@ -181,6 +182,11 @@ class SimulatedAccount:
             return
         self._open = False
         self._forget_account()
+        leases, self._leases = self._leases, []
+        self._extra.clear()
+        self._clients = None
+        for leased in leases:
+            _POOL.release(leased)
         _release_mock()
 
     def __enter__(self) -> SimulatedAccount:
@@ -199,28 +205,22 @@ class SimulatedAccount:
 
     # -- plumbing ---------------------------------------------------------
     def client(self, service: str) -> Any:
-        """A client bound to this account (cached), with the simulated APIs installed."""
+        """A client bound to this account (cached), with the simulated APIs installed.
+
+        Clients come from a process-wide pool and go back to it on ``close()``:
+        building a botocore client costs ~10 ms of GIL-holding Python, three per
+        account, which dominated a concurrent evaluation's per-example work. A
+        pooled client's handlers follow its lease, so it only ever talks to the
+        account that holds it; once returned it refuses calls until leased again.
+        """
         if service in self._extra:
             return self._extra[service]
-        with _session_lock:
-            c = _sim_session().client(
-                service,
-                region_name=self.region,
-                aws_access_key_id=FAKE_ACCESS_KEY,
-                aws_secret_access_key=FAKE_SECRET_KEY,
-                config=SIM_CONFIG,
-            )
-        account_id = self.account_id
-
-        def route_to_account(request: Any, **_: Any) -> None:
-            # moto picks the account from this header: each simulated account is isolated.
-            request.headers["x-moto-account-id"] = account_id
-
-        c.meta.events.register("before-sign", route_to_account)
-        c.meta.events.register("after-call", self._normalise_response)
-        self.apis.install(c)
-        self._extra[service] = c
-        return c
+        leased = _POOL.lease(service, self.region, self)
+        self._leases.append(leased)
+        self._extra[service] = leased.client
+        if service == "lambda":
+            self.apis.bind_lambda(leased.client)
+        return leased.client
 
     def _normalise_response(self, parsed: dict[str, Any] | None = None, model: Any = None, **_: Any) -> None:
         """Make responses independent of the wall clock and of how many accounts this process opened.
@@ -259,6 +259,79 @@ class SimulatedAccount:
                 backend.pop(self.account_id, None)
         except (ImportError, AttributeError):  # pragma: no cover - moto internals moved
             pass
+
+
+class _Leased:
+    """A pooled client and the account currently holding it (None: back in the pool)."""
+
+    __slots__ = ("client", "key", "account")
+
+    def __init__(self, client: Any, key: tuple[str, str]) -> None:
+        self.client = client
+        self.key = key
+        self.account: SimulatedAccount | None = None
+
+    def holder(self) -> SimulatedAccount:
+        account = self.account
+        if account is None:
+            raise RuntimeError("simulated account is closed: its AWS clients cannot be used any more")
+        return account
+
+
+class _ClientPool:
+    """Simulated-account clients, reused across accounts (one lease at a time per client).
+
+    Every simulated client has the same fake credentials, config and region;
+    what ties one to an account is only its event handlers, and those read the
+    account from the lease. So a client can serve account after account, and
+    the pool holds as many per service as accounts were ever open at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[tuple[str, str], list[_Leased]] = {}
+
+    def lease(self, service: str, region: str, account: SimulatedAccount) -> _Leased:
+        key = (service, region)
+        with self._lock:
+            free = self._free.get(key)
+            leased = free.pop() if free else None
+        if leased is None:
+            leased = self._create(service, region)
+        leased.account = account
+        return leased
+
+    def release(self, leased: _Leased) -> None:
+        leased.account = None
+        with self._lock:
+            self._free.setdefault(leased.key, []).append(leased)
+
+    @staticmethod
+    def _create(service: str, region: str) -> _Leased:
+        with _session_lock:
+            c = _sim_session().client(
+                service,
+                region_name=region,
+                aws_access_key_id=FAKE_ACCESS_KEY,
+                aws_secret_access_key=FAKE_SECRET_KEY,
+                config=SIM_CONFIG,
+            )
+        leased = _Leased(c, (service, region))
+
+        def route_to_account(request: Any, **_: Any) -> None:
+            # moto picks the account from this header: each simulated account is isolated.
+            request.headers["x-moto-account-id"] = leased.holder().account_id
+
+        def normalise(**kwargs: Any) -> None:
+            leased.holder()._normalise_response(**kwargs)
+
+        c.meta.events.register("before-sign", route_to_account)
+        c.meta.events.register("after-call", normalise)
+        install_simulated_apis(c, lambda: leased.holder().apis)
+        return leased
+
+
+_POOL = _ClientPool()
 
 
 # Operations that change $LATEST's configuration or code (and so its LastModified).

@@ -114,27 +114,14 @@ class SimulatedApis:
 
     # -- wiring -----------------------------------------------------------
     def install(self, client: Any) -> None:
-        """Route the missing operations of ``client`` (lambda or logs) here."""
-        service = client.meta.service_model.service_name
-        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any] | None]]
-        if service == "lambda":
-            self._lambda = client
-            handlers = {
-                "GetAccountSettings": self._get_account_settings,
-                "PutFunctionConcurrency": self._put_function_concurrency,
-                "PutProvisionedConcurrencyConfig": self._put_provisioned,
-                "GetProvisionedConcurrencyConfig": self._get_provisioned,
-                "DeleteProvisionedConcurrencyConfig": self._delete_provisioned,
-                "ListProvisionedConcurrencyConfigs": self._list_provisioned,
-            }
-        elif service == "logs":
-            handlers = {"FilterLogEvents": self._filter_log_events}
-        else:
-            return
-        sid = client.meta.service_model.service_id.hyphenize()
-        for op, fn in handlers.items():
-            client.meta.events.register(f"before-parameter-build.{sid}.{op}", _stash)
-            client.meta.events.register(f"before-call.{sid}.{op}", _dispatcher(fn))
+        """Route the missing operations of ``client`` (lambda or logs) here, for good."""
+        if client.meta.service_model.service_name == "lambda":
+            self.bind_lambda(client)
+        install_simulated_apis(client, lambda: self)
+
+    def bind_lambda(self, client: Any) -> None:
+        """The lambda client this account's state reads functions through."""
+        self._lambda = client
 
     # -- helpers ----------------------------------------------------------
     def _functions(self) -> list[dict[str, Any]]:
@@ -376,13 +363,40 @@ def _stash(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     context[_PARAMS] = dict(params)
 
 
+# The operations answered by SimulatedApis instead of moto: service -> operation -> method.
+_OPERATIONS: dict[str, dict[str, str]] = {
+    "lambda": {
+        "GetAccountSettings": "_get_account_settings",
+        "PutFunctionConcurrency": "_put_function_concurrency",
+        "PutProvisionedConcurrencyConfig": "_put_provisioned",
+        "GetProvisionedConcurrencyConfig": "_get_provisioned",
+        "DeleteProvisionedConcurrencyConfig": "_delete_provisioned",
+        "ListProvisionedConcurrencyConfigs": "_list_provisioned",
+    },
+    "logs": {"FilterLogEvents": "_filter_log_events"},
+}
+
+
+def install_simulated_apis(client: Any, apis: Callable[[], SimulatedApis]) -> None:
+    """Answer ``client``'s missing operations from whichever account ``apis()`` returns at call time.
+
+    The account is looked up per call, not at install time, so a client can be
+    reused by one simulated account after another (see ``aws._ClientPool``).
+    """
+    service = client.meta.service_model.service_name
+    sid = client.meta.service_model.service_id.hyphenize()
+    for op, method in _OPERATIONS.get(service, {}).items():
+        client.meta.events.register(f"before-parameter-build.{sid}.{op}", _stash)
+        client.meta.events.register(f"before-call.{sid}.{op}", _dispatcher(apis, method))
+
+
 def _dispatcher(
-    fn: Callable[[dict[str, Any]], dict[str, Any] | None],
+    apis: Callable[[], SimulatedApis], method: str
 ) -> Callable[..., tuple[AWSResponse, dict[str, Any]] | None]:
     def handler(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
         params = context.get(_PARAMS, {})
         try:
-            body = fn(params)
+            body = getattr(apis(), method)(params)
         except SimError as err:
             return _response(err.status, {"Error": {"Code": err.code, "Message": err.message}})
         if body is None:
