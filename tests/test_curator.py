@@ -115,3 +115,32 @@ def test_a_proposed_id_for_a_new_entry_is_ignored_and_the_task_type_defaults_to_
     (change,) = result.changes
     assert change.entry_id.startswith("fail-") and change.path.parent == cheatsheet_dir / "failure_patterns"
     assert load_entry(change.path, cheatsheet_dir).task_type == "lambda_timeout"
+
+
+def test_the_decoding_schema_admits_valid_operations_and_nothing_else() -> None:
+    """The grammar a local model decodes under: wrong fields or unseen ids cannot be produced."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+
+    from selfheal.cheatsheet.store import load_cheatsheet
+    from selfheal.optimize.curator import curator_schema
+
+    cheatsheet = load_cheatsheet(Path(__file__).resolve().parents[1] / "cheatsheet")
+    shown = [cheatsheet["heur-timeout-low-memory"], cheatsheet["strat-cost-right-size-memory"]]
+    schema = curator_schema(shown)
+    ok = {"operations": [
+        {"op": "ADD", "section": "strategies", "task_type": "lambda_cost",
+         "fields": {"pattern": "idle provisioned concurrency", "action": "remove it"}, "reason": "r"},
+        {"op": "UPDATE", "id": "heur-timeout-low-memory", "fields": {"rule": "raise the timeout"}, "reason": "r"},
+        {"op": "TAG", "id": "strat-cost-right-size-memory", "tag": "harmful", "reason": "r"},
+    ]}
+    jsonschema.validate(ok, schema)
+    bad = [
+        {"op": "ADD", "section": "strategies", "task_type": "x", "fields": {"rule": "no such field"}, "reason": "r"},
+        {"op": "UPDATE", "id": "strat-cost-right-size-memory", "fields": {"rule": "strategies have no rule"},
+         "reason": "r"},
+        {"op": "REMOVE", "id": "heur-vpc-before-memory", "reason": "not shown to the curator"},
+    ]
+    for op in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"operations": [op]}, schema)

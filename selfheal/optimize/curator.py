@@ -84,6 +84,78 @@ CURATOR_SCHEMA: dict[str, Any] = {
     "required": ["operations"],
 }
 
+def curator_schema(entries: Sequence[EntryBase]) -> dict[str, Any]:
+    """CURATOR_SCHEMA narrowed to this call: one shape per operation, per section for ADD.
+
+    A constrained decoder (llama.cpp turns the schema into a grammar) then cannot
+    invent a field a section lacks or reference an id it was not shown, so a small
+    local model's reply is valid by construction instead of rejected afterwards.
+    """
+    reason = {"type": "string"}
+    variants: list[dict[str, Any]] = []
+    for section, fields in SECTION_FIELDS.items():
+        variants.append({
+            "type": "object",
+            "properties": {
+                "op": {"const": "ADD"},
+                "section": {"const": section},
+                "task_type": {"type": "string"},
+                "fields": {
+                    "type": "object",
+                    "properties": {f: {"type": "string"} for f in fields},
+                    "required": list(fields),
+                    "additionalProperties": False,
+                },
+                "reason": reason,
+            },
+            "required": ["op", "section", "task_type", "fields", "reason"],
+            "additionalProperties": False,
+        })
+    for entry in entries:
+        fields = SECTION_FIELDS[entry.section]
+        variants.append({
+            "type": "object",
+            "properties": {
+                "op": {"const": "UPDATE"},
+                "id": {"const": entry.id},
+                "fields": {
+                    "type": "object",
+                    "properties": {f: {"type": "string"} for f in fields},
+                    "additionalProperties": False,
+                },
+                "reason": reason,
+            },
+            "required": ["op", "id", "fields", "reason"],
+            "additionalProperties": False,
+        })
+    if entries:
+        ids = [e.id for e in entries]
+        variants.append({
+            "type": "object",
+            "properties": {"op": {"const": "REMOVE"}, "id": {"enum": ids}, "reason": reason},
+            "required": ["op", "id", "reason"],
+            "additionalProperties": False,
+        })
+        variants.append({
+            "type": "object",
+            "properties": {
+                "op": {"const": "TAG"},
+                "id": {"enum": ids},
+                "tag": {"enum": ["helpful", "harmful", "neutral"]},
+                "reason": reason,
+            },
+            "required": ["op", "id", "tag", "reason"],
+            "additionalProperties": False,
+        })
+    return {
+        "type": "object",
+        "description": CURATOR_SCHEMA["description"],
+        "properties": {"operations": {"type": "array", "items": {"anyOf": variants}}},
+        "required": ["operations"],
+        "additionalProperties": False,
+    }
+
+
 _EXAMPLE = {
     "operations": [
         {
@@ -222,7 +294,7 @@ def curate_with_report(
     """Ask the Curator for delta operations; raises CurationRejected (malformed reply) or ModelError."""
     entries = relevant_entries(digest, cheatsheet, extra_ids)
     try:
-        obj, raw = invoke_json(model, _messages(reflection, digest, entries), CURATOR_SCHEMA,
+        obj, raw = invoke_json(model, _messages(reflection, digest, entries), curator_schema(entries),
                                name="cheatsheet_operations", config=config)
     except JsonOutputError as exc:
         log.warning("curation rejected for run %s: %s", digest.run_id or "-", exc)
