@@ -132,3 +132,36 @@ def test_bm25_fallback_gives_a_candidate_one_slot(repo: Path) -> None:
     assert [h["candidate"] for h in hits].count(True) == 1
     assert hits[-1]["entry"].id == candidate.id
     assert sum(1 for h in hits if not h["candidate"]) <= 3
+
+
+def test_an_update_of_a_proven_entry_becomes_a_candidate_revision_until_it_proves_itself(repo: Path) -> None:
+    """One unreviewed run cannot overwrite an active entry; a promoted revision supersedes it."""
+    from datetime import UTC, datetime
+
+    from selfheal.cheatsheet.maintenance import MaintenancePolicy, apply_maintenance, plan_maintenance
+    from selfheal.models.embeddings import FakeEmbedder
+
+    settings = load_settings(repo, env={})
+    original = (settings.cheatsheet_dir / "heuristics" / f"{TIMEOUT_ENTRY}.yaml").read_text()
+    update = {"op": "UPDATE", "id": TIMEOUT_ENTRY, "fields": {"rule": "Raise the timeout to 3x the slowest call."},
+              "reason": "twice the p99 was not enough"}
+    model = ScriptedChatModel([*wrong_fix_script(), reflection_json(), curator_json(update)])
+    out = run_task(settings, scenario="lambda_timeout", model=model)
+
+    assert (settings.cheatsheet_dir / "heuristics" / f"{TIMEOUT_ENTRY}.yaml").read_text() == original
+    (revision,) = [e for e in load_cheatsheet(settings.cheatsheet_dir) if f"revises:{TIMEOUT_ENTRY}" in e.tags]
+    assert revision.status == "candidate" and "3x the slowest call" in revision.text()
+    assert any(f"revision of active {TIMEOUT_ENTRY}" in s for s in out.improvement_suggestions)
+
+    # Proven helpful three times: maintenance promotes it and retires the entry it revises.
+    with CounterStore.from_settings(settings) as counters:
+        for i in range(3):
+            counters.record_use(revision.id, run_id=f"run-{i}", tag="helpful", success=True)
+        stats = counters.all()
+    now = datetime.now(UTC)
+    actions = plan_maintenance(load_cheatsheet(settings.cheatsheet_dir), stats, embedder=FakeEmbedder(64),
+                               policy=MaintenancePolicy(duplicate_threshold=0.999), now=now)
+    apply_maintenance(settings.cheatsheet_dir, [a for a in actions if a.action != "DECAY"], now=now)
+    after = load_cheatsheet(settings.cheatsheet_dir)
+    assert after[revision.id].status == "active"
+    assert after[TIMEOUT_ENTRY].status == "retired"

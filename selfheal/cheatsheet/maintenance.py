@@ -70,6 +70,7 @@ __all__ = [
 
 Rule = Literal["merge", "prune", "decay", "promote", "budget"]
 MERGED_TAG = "merged-into:"
+REVISES_TAG = "revises:"  # an online revision of an active entry (see selfheal.optimize.online)
 _SEED_KINDS = frozenset({"seed"})
 # Smaller confidence moves are not reported (a day idle is -2%): the summary stays about real change.
 _MIN_CONFIDENCE_STEP = 0.05
@@ -238,6 +239,11 @@ def _promote(plan: _Plan) -> None:
         if plan.status[e.id] == "candidate" and s.helpful >= p.promote_after_helpful and s.helpful > s.harmful:
             reason = f"helpful {s.helpful}x, harmful {s.harmful}x (needs {p.promote_after_helpful} helpful, more than harmful)"
             plan.add(MaintenanceAction("PROMOTE", "promote", e.id, reason, status="active"))
+            for tag in e.tags:  # a promoted revision supersedes the entry it revises
+                original = tag[len(REVISES_TAG):] if tag.startswith(REVISES_TAG) else None
+                if original and original in plan.status and plan.status[original] != "retired":
+                    plan.add(MaintenanceAction("RETIRE", "superseded", original,
+                                               f"superseded by its promoted revision {e.id}", status="retired"))
 
 
 def _budget(plan: _Plan) -> None:

@@ -65,7 +65,7 @@ log = logging.getLogger("selfheal.curation")
 
 #: Optional per-section fields an op may set besides the content fields.
 _OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {"code_snippets": ("language",)}
-_TAG = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,39}$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,99}$")
 _TASK_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,59}$")
 _REASON_MAX = 200
 _SLUG_WORDS = 5

@@ -120,11 +120,42 @@ def _op_target(op: Mapping[str, Any]) -> str:
     return str(op.get("id") or op.get("section") or "")
 
 
+REVISES_TAG = "revises:"
+
+
+def revisions_for_active(batch: Any, cheatsheet: Any) -> Any:
+    """Online, an UPDATE of an *active* entry becomes a candidate revision of it.
+
+    One unreviewed run must not overwrite a proven entry (a small model happily
+    replaces a general rule with its run's specifics). The revision is an ADD of a
+    candidate with the entry's fields merged with the update, tagged
+    ``revises:<id>``; it is retrieved in the candidate slot, and maintenance
+    retires the original only when the revision is promoted (proved helpful).
+    Candidates are still updated in place. Batch curation, reviewed in a PR,
+    keeps plain UPDATEs.
+    """
+    from selfheal.cheatsheet.ops import AddOp, OperationBatch, UpdateOp
+
+    ops: list[Any] = []
+    for op in batch.operations:
+        entry = cheatsheet.get(op.id) if isinstance(op, UpdateOp) else None
+        if entry is None or entry.status != "active":
+            ops.append(op)
+            continue
+        fields = {f: str(getattr(entry, f)) for f in entry.content_fields()}
+        fields.update(op.fields)
+        ops.append(AddOp(op="ADD", section=entry.section, task_type=entry.task_type, fields=fields,
+                         tags=[*entry.tags, f"{REVISES_TAG}{entry.id}"],
+                         reason=f"revision of active {entry.id}: {op.reason}"))
+    return OperationBatch(operations=ops)
+
+
 def apply_batch(rc: RunContext, batch: Any, *, run_id: str, now: datetime) -> tuple[Any, list[str], list[str]]:
     """Apply a batch to the working tree's cheatsheet: (ApplyResult, applied lines, rejected lines)."""
     from selfheal.cheatsheet.guard import ContentGuard
     from selfheal.cheatsheet.ops import apply_operations
 
+    batch = revisions_for_active(batch, rc.cheatsheet)
     guard = ContentGuard(allowed_tools=_tool_names(rc) or None)
     result = apply_operations(
         rc.settings.cheatsheet_dir, batch, source_runs=[run_id] if run_id else [], now=now, guard=guard,
