@@ -150,3 +150,37 @@ def test_cli_reports_when_there_is_nothing_to_curate(repo: Path) -> None:
     out = runner.invoke(cli, ["--repo", str(repo), "curate", "--json"])
     data = json.loads(out.output)
     assert data["files"] == {} and data["runs"] == []
+
+
+def test_curate_with_pr_publishes_one_branch_and_leaves_the_working_tree_alone(
+    repo: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--pr: the change set goes through the git flow (branch + commit with trailers + PR body file)."""
+    import git as gitpython
+    from helpers.gitrepo import isolate_git, snapshot
+
+    isolate_git(monkeypatch, tmp_path_factory.mktemp("home"))
+    (repo / ".gitignore").write_text(".selfheal/\n")
+    work = gitpython.Repo.init(repo, initial_branch="main")
+    with work.config_writer() as cw:
+        cw.set_value("user", "name", "dev")
+        cw.set_value("user", "email", "dev@example.invalid")
+    work.git.add(A=True)
+    work.git.commit("-q", "-m", "agent files")
+    bare = tmp_path_factory.mktemp("origin") / "origin.git"
+    gitpython.Repo.init(bare, bare=True, initial_branch="main")
+    work.create_remote("origin", bare.as_uri()).push("main")
+
+    settings = load_settings(repo, env={})
+    _stored_runs(settings)
+    before = snapshot(repo)
+    report = curate_offline(settings, model=_curator_model(), embedder=FakeEmbedder(64), publish=True)
+
+    assert snapshot(repo) == before  # nothing written to the user's tree
+    pub = report.published
+    assert pub is not None and pub.branch.startswith("selfheal/curate/")
+    assert pub.pushed and pub.branch in [r.name for r in gitpython.Repo(bare).branches]
+    message = work.commit(pub.commit).message
+    assert "Selfheal-Kind: curate" in message and "Selfheal-Traces:" in message
+    assert pub.pr_body_path and Path(pub.pr_body_path).is_file()  # no GITHUB_TOKEN: the body for a manual PR
+    work.close()
