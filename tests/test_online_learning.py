@@ -151,6 +151,7 @@ def test_an_update_of_a_proven_entry_becomes_a_candidate_revision_until_it_prove
     assert (settings.cheatsheet_dir / "heuristics" / f"{TIMEOUT_ENTRY}.yaml").read_text() == original
     (revision,) = [e for e in load_cheatsheet(settings.cheatsheet_dir) if f"revises:{TIMEOUT_ENTRY}" in e.tags]
     assert revision.status == "candidate" and "3x the slowest call" in revision.text()
+    assert {"timeout", "duration"} <= set(revision.tags)  # the revised entry's tags carry over
     assert any(f"revision of active {TIMEOUT_ENTRY}" in s for s in out.improvement_suggestions)
 
     # Proven helpful three times: maintenance promotes it and retires the entry it revises.
@@ -165,3 +166,20 @@ def test_an_update_of_a_proven_entry_becomes_a_candidate_revision_until_it_prove
     after = load_cheatsheet(settings.cheatsheet_dir)
     assert after[revision.id].status == "active"
     assert after[TIMEOUT_ENTRY].status == "retired"
+
+
+def test_a_revision_keeps_the_entry_tags_even_when_they_are_free_text(repo: Path) -> None:
+    """Seed tags such as "cold start" become valid tags on the revision instead of sinking the op."""
+    from selfheal.cheatsheet.ops import OperationBatch, UpdateOp, apply_operations
+    from selfheal.optimize.online import revisions_for_active
+
+    cheatsheet_dir = repo / "cheatsheet"
+    batch = OperationBatch(operations=[UpdateOp(
+        op="UPDATE", id="strat-cold-start-provisioned",
+        fields={"action": "Check the VPC configuration first, then add provisioned concurrency."}, reason="r")])
+    result = apply_operations(cheatsheet_dir, revisions_for_active(batch, load_cheatsheet(cheatsheet_dir)),
+                              source_runs=["run-1"])
+    assert not result.rejected
+    (change,) = result.changes
+    revision = load_cheatsheet(cheatsheet_dir)[change.entry_id]
+    assert "cold-start" in revision.tags and "revises:strat-cold-start-provisioned" in revision.tags

@@ -20,6 +20,7 @@ no verdict) when there is no reflection.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -144,8 +145,9 @@ def revisions_for_active(batch: Any, cheatsheet: Any) -> Any:
             continue
         fields = {f: str(getattr(entry, f)) for f in entry.content_fields()}
         fields.update(op.fields)
+        tags = [t for t in (re.sub(r"[^a-z0-9_.:-]+", "-", tag.lower()).strip("-") for tag in entry.tags) if t]
         ops.append(AddOp(op="ADD", section=entry.section, task_type=entry.task_type, fields=fields,
-                         tags=[*entry.tags, f"{REVISES_TAG}{entry.id}"],
+                         tags=[*tags, f"{REVISES_TAG}{entry.id}"],
                          reason=f"revision of active {entry.id}: {op.reason}"))
     return OperationBatch(operations=ops)
 
