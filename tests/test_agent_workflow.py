@@ -243,3 +243,21 @@ def test_record_then_replay_reproduces_a_run_offline(repo: Path) -> None:
     with pytest.raises(CacheMissError) as info:
         run_task(settings, "a task nobody recorded", scenario="lambda_timeout", model=make_chat_model(settings))
     assert "\n" not in str(info.value)
+
+
+def test_old_tool_results_are_shortened_to_fit_a_local_context_window() -> None:
+    """Eight steps of log searches must not overflow the local model's window."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    from selfheal.agent.nodes import fit_to_context
+
+    big = "REPORT RequestId: abc Duration: 2900.12 ms Max Memory Used: 88 MB\n" * 200
+    msgs = [SystemMessage(content="system"), HumanMessage(content="task")]
+    for i in range(3):
+        msgs.append(AIMessage(content="", tool_calls=[{"name": "search_logs", "args": {}, "id": f"c{i}"}]))
+        msgs.append(ToolMessage(content=big, tool_call_id=f"c{i}", name="search_logs"))
+    assert fit_to_context(msgs, 10**6) is msgs  # fits: untouched
+    fitted = fit_to_context(msgs, 6000)
+    assert "elided" in fitted[3].content and len(fitted[3].content) < 500  # the oldest result shortened first
+    assert fitted[-1].content == big  # the latest step's result is intact
+    assert [type(m) for m in fitted] == [type(m) for m in msgs] and msgs[3].content == big  # a copy, same shape

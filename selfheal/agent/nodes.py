@@ -168,6 +168,51 @@ def _preview(content: Any) -> str:
     return text if len(text) <= _PREVIEW else text[:_PREVIEW] + "…"
 
 
+_ELIDED = "[... {n} characters elided to fit the model's context window; call the tool again if you need them]"
+
+
+def fit_to_context(messages: list[BaseMessage], budget_tokens: int, fixed_tokens: int = 0) -> list[BaseMessage]:
+    """The conversation, with the oldest tool results shortened until it fits ``budget_tokens``.
+
+    A local model has a fixed context window: eight steps of log searches overflow
+    it, and the run dies with a model error. Old tool results are what the model
+    needs least (it has acted on them); the system prompt, the task, the replies
+    and the latest step's results are never touched. Unchanged when it fits.
+    """
+    def size(msgs: list[BaseMessage]) -> int:
+        return fixed_tokens + sum(count_tokens(str(m.content)) + 4 for m in msgs)
+
+    total = size(messages)
+    if total <= budget_tokens:
+        return messages
+    last_ai = max((i for i, m in enumerate(messages) if isinstance(m, AIMessage)), default=len(messages))
+    out = list(messages)
+    for i, m in enumerate(out):
+        if total <= budget_tokens:
+            break
+        if not isinstance(m, ToolMessage) or i > last_ai:
+            continue
+        text = str(m.content)
+        keep = 200
+        if len(text) <= keep + len(_ELIDED) + 10:
+            continue
+        short = text[:keep] + " " + _ELIDED.format(n=len(text) - keep)
+        total -= count_tokens(text) - count_tokens(short)
+        out[i] = m.model_copy(update={"content": short})
+    return out
+
+
+def _context_budget(rc: RunContext, schemas: list[dict[str, Any]]) -> tuple[int, int] | None:
+    """(budget, fixed tokens) for a local model's window; None where the window is the provider's business."""
+    from selfheal.models.providers import resolve_provider
+
+    m = rc.settings.model
+    if resolve_provider(rc.settings) != "local":
+        return None
+    # count_tokens is an estimate: keep a fifth of the window as margin for its error.
+    return int((m.n_ctx - m.max_tokens) * 0.8), count_tokens(json.dumps(schemas))
+
+
 def _invoke_model(rc: RunContext, bound: Any, messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
     from selfheal.models.openai_chat import as_model_error
 
@@ -230,6 +275,7 @@ def execute_task(
     first_choice = rc.settings.model.first_turn_tool_choice
     first = bound if first_choice == "auto" else _bind_tools(rc, schemas, first_choice)
     max_steps = rc.settings.thresholds.max_steps
+    window = _context_budget(rc, schemas)
 
     steps = 0
     tool_calls: list[dict[str, Any]] = []
@@ -241,7 +287,8 @@ def execute_task(
             stop_reason = "step_limit"
             break
         steps += 1
-        reply = _invoke_model(rc, first if steps == 1 else bound, messages, config)
+        prompt = messages if window is None else fit_to_context(messages, *window)
+        reply = _invoke_model(rc, first if steps == 1 else bound, prompt, config)
         messages.append(reply)
         for k in usage:
             usage[k] += int((reply.usage_metadata or {}).get(k, 0) or 0)
