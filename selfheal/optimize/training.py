@@ -11,12 +11,11 @@ regression. The user's cheatsheet is never touched while learning.
 
 from __future__ import annotations
 
-import filecmp
-from datetime import UTC, datetime
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,11 +112,12 @@ def fold_counters(learn_settings: Settings, learned_dir: Path) -> list[str]:
     merges near-duplicates: the same rules as ``selfheal curate``, one line each.
     """
     from selfheal.cheatsheet.counters import CounterStore
-    from selfheal.cheatsheet.maintenance import MaintenancePolicy, apply_maintenance, plan_maintenance
+    from selfheal.cheatsheet.maintenance import apply_maintenance, plan_maintenance
     from selfheal.cheatsheet.ranking import embedding_cache_dir
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.errors import SelfhealError
-    from selfheal.models.embeddings import embedding_settings, make_embedder
+    from selfheal.models.embeddings import make_embedder
+    from selfheal.optimize.offline import _policy
 
     now = datetime.now(UTC)
     with CounterStore.from_settings(learn_settings) as counters:
@@ -126,30 +126,13 @@ def fold_counters(learn_settings: Settings, learned_dir: Path) -> list[str]:
         embedder = make_embedder(learn_settings)
     except SelfhealError:
         embedder = None
-    policy = MaintenancePolicy(duplicate_threshold=embedding_settings(learn_settings).duplicate_threshold)
     actions = plan_maintenance(
-        load_cheatsheet(learned_dir), stats, embedder=embedder, policy=policy, now=now,
+        load_cheatsheet(learned_dir), stats, embedder=embedder, policy=_policy(learn_settings), now=now,
         cache_dir=embedding_cache_dir(learn_settings),
     )
     file_actions = [a for a in actions if a.action != "DECAY"]
     apply_maintenance(learned_dir, file_actions, now=now)
     return [a.line for a in file_actions]
-
-
-def changed_files(seed_dir: Path, learned_dir: Path, repo_root: Path, rel_dir: Path) -> dict[str, str | None]:
-    """Repo-relative path -> new content for every entry file that differs."""
-    out: dict[str, str | None] = {}
-    seed_files = {p.relative_to(seed_dir) for p in seed_dir.rglob("*.yaml")} if seed_dir.exists() else set()
-    learned_files = {p.relative_to(learned_dir) for p in learned_dir.rglob("*.yaml")}
-    for rel in sorted(seed_files | learned_files):
-        key = (rel_dir / rel).as_posix()
-        new = learned_dir / rel
-        old = seed_dir / rel
-        if not new.exists():
-            out[key] = None
-        elif not old.exists() or not filecmp.cmp(old, new, shallow=False):
-            out[key] = new.read_text(encoding="utf-8")
-    return out
 
 
 def optimize(
@@ -175,7 +158,7 @@ def optimize(
     from selfheal.evaluation.gate import GateConfig, decide
     from selfheal.evaluation.report import to_markdown
     from selfheal.evaluation.runner import run_experiment
-    from selfheal.yamlio import atomic_write_text
+    from selfheal.optimize.offline import _write_working_tree, changed_files
 
     ds = load_dataset(settings, dataset)
     train = ds.select(train_split, names=names)
@@ -199,7 +182,7 @@ def optimize(
         summary += fold_counters(learn_settings, learned_dir)
         if keep_dir is not None:  # a copy of what was learned, whatever the gate says (for review)
             shutil.copytree(learned_dir, keep_dir, dirs_exist_ok=True)
-        files = changed_files(seed_dir, learned_dir, settings.root, rel_dir)
+        files = changed_files(seed_dir, learned_dir, rel_dir)
 
         comparison = decision = None
         markdown = ""
@@ -237,13 +220,7 @@ def optimize(
 
             report.publish = publish_change(settings, change)
         elif accepted and apply:
-            for rel, content in files.items():
-                target = settings.root / rel
-                if content is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_text(target, content)
+            _write_working_tree(settings.root, files)
             report.applied = True
         return report
 
