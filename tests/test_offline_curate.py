@@ -13,7 +13,7 @@ from helpers.curation import (
     TIMEOUT_ENTRY,
     curator_json,
     entry_files,
-    make_repo,
+    make_learning_repo,
     reflection_json,
     right_fix_script,
     wrong_fix_script,
@@ -32,11 +32,7 @@ from selfheal.tracing.store import LocalTraceStore
 
 @pytest.fixture()
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from selfheal.models import embeddings
-
-    fake = embeddings.FakeEmbedder(64)
-    monkeypatch.setattr(embeddings, "make_embedder", lambda settings: fake)
-    return make_repo(tmp_path)
+    return make_learning_repo(tmp_path, monkeypatch)
 
 
 def _stored_runs(settings: Settings) -> tuple[list[str], str, str]:

@@ -10,7 +10,7 @@ from helpers.curation import (
     TIMEOUT_ENTRY,
     curator_json,
     entry_files,
-    make_repo,
+    make_learning_repo,
     reflection_json,
     right_fix_script,
     wrong_fix_script,
@@ -25,12 +25,7 @@ from selfheal.models.fakes import ScriptedChatModel
 
 @pytest.fixture()
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A temp repo whose retrieval embeds with the deterministic FakeEmbedder (no model load)."""
-    from selfheal.models import embeddings
-
-    fake = embeddings.FakeEmbedder(64)
-    monkeypatch.setattr(embeddings, "make_embedder", lambda settings: fake)
-    return make_repo(tmp_path)
+    return make_learning_repo(tmp_path, monkeypatch)
 
 
 def _uses(settings: object) -> dict[str, tuple[int, int, int]]:

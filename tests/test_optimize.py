@@ -9,7 +9,7 @@ from helpers.curation import (
     LESSON_ADD,
     curator_json,
     entry_files,
-    make_repo,
+    make_learning_repo,
     reflection_json,
     right_fix_script,
     wrong_fix_script,
@@ -22,11 +22,7 @@ from selfheal.optimize.training import optimize
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from selfheal.models import embeddings
-
-    fake = embeddings.FakeEmbedder(64)
-    monkeypatch.setattr(embeddings, "make_embedder", lambda settings: fake)
-    return make_repo(tmp_path)
+    return make_learning_repo(tmp_path, monkeypatch)
 
 
 def _optimize(repo: Path, script: list, **kw):  # type: ignore[no-untyped-def]

@@ -21,6 +21,15 @@ def make_repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def make_learning_repo(tmp_path: Path, monkeypatch: Any) -> Path:
+    """``make_repo`` whose retrieval embeds with the deterministic FakeEmbedder (no model load)."""
+    from selfheal.models import embeddings
+
+    fake = embeddings.FakeEmbedder(64)
+    monkeypatch.setattr(embeddings, "make_embedder", lambda settings: fake)
+    return make_repo(tmp_path)
+
+
 def call(name: str, args: dict[str, Any], i: int = 0) -> AIMessage:
     return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"c{i}-{name}"}])
 
