@@ -30,4 +30,4 @@ case "$status" in
   *) echo "==> demo failed (exit $status)"; exit "$status" ;;
 esac
 echo "==> what the run learned (cheatsheet changes; none when the curator had nothing to add):"
-diff -ru cheatsheet "$WORK/cheatsheet" || true
+diff -ruN cheatsheet "$WORK/cheatsheet" || true
