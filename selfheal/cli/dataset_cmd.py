@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -90,15 +92,24 @@ def show_cmd(ctx: click.Context, name: str, split: str, as_json: bool) -> None:
     console().print(table)
 
 
-def _client(settings: Any) -> Any:
+@contextmanager
+def _synced(ctx: click.Context, name: str) -> Iterator[tuple[Any, Any]]:
+    """(dataset NAME from the files, a LangSmith client closed on exit); a clear error when unconfigured."""
     from selfheal.errors import ConfigError
-    from selfheal.tracing.langsmith_backend import langsmith_configured, make_client
+    from selfheal.evaluation.dataset import load_dataset
+    from selfheal.tracing.langsmith_backend import close_client, langsmith_configured, make_client
 
+    settings = load_cli_settings(ctx)
+    ds = load_dataset(settings, name)
     if not langsmith_configured(settings):
         raise ConfigError(
             "LangSmith is not configured: set tracing.langsmith (LANGSMITH_TRACING=true) and LANGSMITH_API_KEY"
         )
-    return make_client(settings)
+    client = make_client(settings)
+    try:
+        yield ds, client
+    finally:
+        close_client(client)
 
 
 @dataset.command("push")
@@ -106,17 +117,10 @@ def _client(settings: Any) -> Any:
 @click.pass_context
 def push_cmd(ctx: click.Context, name: str) -> None:
     """Create or update the LangSmith dataset NAME with the files' example ids (idempotent)."""
-    from selfheal.evaluation.dataset import load_dataset
     from selfheal.evaluation.langsmith_sync import push_dataset
-    from selfheal.tracing.langsmith_backend import close_client
 
-    settings = load_cli_settings(ctx)
-    ds = load_dataset(settings, name)
-    client = _client(settings)
-    try:
+    with _synced(ctx, name) as (ds, client):
         report = push_dataset(client, ds)
-    finally:
-        close_client(client)
     click.echo(
         f"pushed {ds.name} to LangSmith (dataset {report.dataset_id}):"
         f" {len(report.created)} created, {len(report.updated)} updated"
@@ -128,16 +132,9 @@ def push_cmd(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def pull_cmd(ctx: click.Context, name: str) -> None:
     """Apply LangSmith's edits of dataset NAME to the files (by example id); add new examples."""
-    from selfheal.evaluation.dataset import load_dataset
     from selfheal.evaluation.langsmith_sync import pull_dataset
-    from selfheal.tracing.langsmith_backend import close_client
 
-    settings = load_cli_settings(ctx)
-    ds = load_dataset(settings, name)
-    client = _client(settings)
-    try:
+    with _synced(ctx, name) as (ds, client):
         report = pull_dataset(client, ds)
-    finally:
-        close_client(client)
     for line in report.lines():
         click.echo(line)
