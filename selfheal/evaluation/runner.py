@@ -275,15 +275,6 @@ def _default_factory(settings: Settings) -> Callable[[], BaseChatModel]:
     return lambda: make_chat_model(settings)
 
 
-def _needs_serial(settings: Settings, model_factory: Callable[[], BaseChatModel] | None) -> bool:
-    """The embedded llama.cpp model is not thread-safe (replay never builds it)."""
-    if model_factory is not None or settings.model.cache_mode == "replay":
-        return False
-    from selfheal.models.providers import resolve_provider
-
-    return resolve_provider(settings) == "local"
-
-
 def run_experiment(
     settings: Settings,
     dataset: Dataset,
@@ -321,9 +312,8 @@ def run_experiment(
     if not examples:
         raise SelfhealError(f"dataset '{dataset.name}' has no examples in split '{split}'")
     _check_scenarios(settings, dataset, examples)
-    if jobs > 1 and _needs_serial(settings, model_factory):
-        _note("the local llama.cpp model is not thread-safe: running with --jobs 1")
-        jobs = 1
+    # The embedded model serializes generations in its own process: threads queue there while
+    # each example's tools, tracing and retrieval overlap with another example's generation.
 
     identity = model_identity(settings)
     context_version = content_version(settings.prompts_dir, settings.root)

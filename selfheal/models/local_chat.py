@@ -1,20 +1,19 @@
-"""The embedded chat model: a GGUF run in-process by llama-cpp-python, as a LangChain chat model.
+"""The embedded chat model: a GGUF served by selfheal's own model process, as a LangChain chat model.
 
-One ``Llama`` per (path, context, threads, seed, format) per process: loading
-costs ~1 s and ~1 GB of mapped weights, so every ChatLlamaCpp instance (and
-every thread of a concurrent evaluation) shares it, calls serialized by a lock
-because a llama context is not thread-safe.
+llama.cpp never runs inside selfheal: :class:`ChatLlamaCpp` sends OpenAI-shaped
+requests to a child process (:mod:`selfheal.models.local_process`) that
+selfheal starts, shares between every instance and thread, and stops at exit.
+A crash of native code (segfault, SIGILL, OOM) kills only the child and comes
+back as one ``ModelError``.
 """
 
 from __future__ import annotations
 
-import atexit
+import importlib.util
 import json
 import os
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -35,6 +34,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from selfheal.errors import ModelError
+from selfheal.models.local_process import LocalModelProcess, LocalModelRequestError, ModelProcessSpec
 from selfheal.models.local_weights import INSTALL_HINT, MODEL_ID
 from selfheal.models.structured import StructuredMethod, structured_runnable
 
@@ -44,91 +44,16 @@ _CALL_KWARGS = {"temperature", "max_tokens", "top_p", "top_k", "min_p", "seed", 
 _CTX_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 
 
+def llama_cpp_installed() -> bool:
+    """Whether the model process can import llama-cpp-python (checked here: its error is clearer)."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
 def default_threads() -> int:
-    """All CPUs this process may use (llama-cpp-python's own default is half of them)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    """Threads for the model process: the CPUs not already busy (see ``local_process.free_cpus``)."""
+    from selfheal.models.local_process import free_cpus
 
-
-@dataclass
-class LoadedModel:
-    llama: Any
-    lock: threading.Lock
-
-
-_LOADED: dict[tuple[Any, ...], LoadedModel] = {}
-_LOAD_LOCK = threading.Lock()
-
-
-def _close_loaded() -> None:
-    """Free llama.cpp models before interpreter teardown.
-
-    Left to the garbage collector at exit, llama-cpp-python's finaliser runs
-    after its C bindings are gone and prints a TypeError traceback.
-    """
-    with _LOAD_LOCK:
-        for loaded in _LOADED.values():
-            with loaded.lock:
-                close = getattr(loaded.llama, "close", None)
-                if close is not None:
-                    try:
-                        close()
-                    except Exception:  # noqa: BLE001 - best effort at exit
-                        pass
-        _LOADED.clear()
-
-
-atexit.register(_close_loaded)
-
-
-def load_llama(
-    model_path: str,
-    *,
-    n_ctx: int = 4096,
-    n_threads: int | None = None,
-    seed: int = 0,
-    chat_format: str = SELFHEAL_CHAT_FORMAT,
-    tool_bias: float = 1.0,
-    max_tool_calls: int = 1,
-) -> LoadedModel:
-    """The process-wide ``Llama`` for these parameters, loaded on first use."""
-    threads = n_threads or default_threads()
-    key = (os.path.realpath(model_path), n_ctx, threads, seed, chat_format, tool_bias, max_tool_calls)
-    with _LOAD_LOCK:
-        loaded = _LOADED.get(key)
-        if loaded is not None:
-            return loaded
-        try:
-            from llama_cpp import Llama
-        except ImportError:
-            raise ModelError(
-                "the embedded model needs llama-cpp-python: "
-                f"{INSTALL_HINT} (or set OPENAI_API_KEY / OPENAI_BASE_URL for an OpenAI-compatible endpoint)"
-            ) from None
-        if not os.path.isfile(model_path):
-            raise ModelError(f"local model file not found: {model_path}")
-        kwargs: dict[str, Any] = {
-            "model_path": model_path,
-            "n_ctx": n_ctx,
-            "n_threads": threads,
-            "seed": seed,
-            "verbose": False,
-        }
-        if chat_format == SELFHEAL_CHAT_FORMAT:
-            from selfheal.models.llama_tools import ToolCallingChatHandler
-
-            kwargs["chat_handler"] = ToolCallingChatHandler(tool_bias=tool_bias, max_calls=max_tool_calls)
-        else:
-            kwargs["chat_format"] = chat_format
-        try:
-            llama = Llama(**kwargs)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"cannot load local model {model_path}: {str(exc).splitlines()[0]}") from None
-        loaded = LoadedModel(llama=llama, lock=threading.Lock())
-        _LOADED[key] = loaded
-        return loaded
+    return free_cpus()
 
 
 def _content_text(content: Any) -> str:
@@ -251,6 +176,9 @@ class ChatLlamaCpp(BaseChatModel):
     chat_format: str = SELFHEAL_CHAT_FORMAT
     tool_bias: float = 1.0
     max_tool_calls: int = Field(default=1, ge=1)
+    #: Where the model process keeps fixed-prefix KV states (None: ~/.cache/selfheal/kv; "" disables).
+    state_dir: str | None = None
+    request_timeout_s: float | None = None
 
     @property
     def _llm_type(self) -> str:
@@ -279,17 +207,32 @@ class ChatLlamaCpp(BaseChatModel):
             params["ls_stop"] = stop
         return params
 
-    def loaded(self) -> LoadedModel:
-        """Load (once per process) and return the underlying ``Llama``."""
-        return load_llama(
-            self.model_path,
+    def process_spec(self) -> ModelProcessSpec:
+        from selfheal.models.local_process import default_state_dir
+
+        return ModelProcessSpec(
+            model_path=os.path.realpath(self.model_path),
+            model_name=self.model_name,
             n_ctx=self.n_ctx,
-            n_threads=self.n_threads,
+            threads=self.n_threads or default_threads(),
             seed=self.seed,
-            chat_format=self.chat_format,
             tool_bias=self.tool_bias,
             max_tool_calls=self.max_tool_calls,
+            state_dir=self.state_dir if self.state_dir is not None else str(default_state_dir()),
         )
+
+    def process(self) -> LocalModelProcess:
+        """The model process serving this model (started on first use, shared process-wide)."""
+        from selfheal.models.local_process import model_process
+
+        if not os.path.isfile(self.model_path):
+            raise ModelError(f"local model file not found: {self.model_path}")
+        if not llama_cpp_installed():
+            raise ModelError(
+                "the embedded model needs llama-cpp-python: "
+                f"{INSTALL_HINT} (or set OPENAI_API_KEY / OPENAI_BASE_URL for an OpenAI-compatible endpoint)"
+            )
+        return model_process(self.process_spec())
 
     def bind_tools(
         self,
@@ -337,12 +280,14 @@ class ChatLlamaCpp(BaseChatModel):
             request["tool_choice"] = kwargs.get("tool_choice") or "auto"
         if kwargs.get("response_format"):
             request["response_format"] = kwargs["response_format"]
-        loaded = self.loaded()
-        with loaded.lock:
-            try:
-                response = loaded.llama.create_chat_completion(**request)
-            except ValueError as exc:
-                raise local_model_error(exc, model=self.model_name) or exc from None
+        try:
+            response = self.process().request(
+                "POST", "/v1/chat/completions", request, timeout=self.request_timeout_s
+            )
+        except LocalModelRequestError as exc:
+            raise local_model_error(exc, model=self.model_name) or ModelError(
+                f"local model {self.model_name}: {exc}"
+            ) from None
         message = message_from_completion(response, model_name=self.model_name)
         return ChatResult(
             generations=[ChatGeneration(message=message)],

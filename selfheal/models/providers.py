@@ -85,6 +85,7 @@ def make_local_chat(settings: Settings) -> BaseChatModel:
         seed=m.seed,
         temperature=m.temperature,
         max_tokens=m.max_tokens,
+        request_timeout_s=m.timeout_s,
     )
 
 
@@ -117,3 +118,30 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         params={"temperature": settings.model.temperature, "max_tokens": settings.model.max_tokens},
         structured_method="json_object" if provider == "local" else "function_calling",
     )
+
+
+def check_local_model(settings: Settings, *, tokens: int = 16) -> dict[str, object]:
+    """Load the local model in its own process, generate a few tokens, and measure it.
+
+    Returns the CPU features llama.cpp runs with and prompt/generation tokens
+    per second. A model that cannot run — missing llama-cpp-python, missing
+    weights, a build that crashes on this CPU — raises one ``ModelError``
+    saying why (the crash stays in the child process).
+    """
+    chat = make_local_chat(settings)
+    process = chat.process()  # type: ignore[attr-defined]
+    try:
+        process.ensure()
+        speed = process.request("POST", "/selfheal/check", {"tokens": tokens}, timeout=settings.model.timeout_s)
+        health = process.request("GET", "/health", timeout=30)
+    finally:
+        process.close()
+    return {
+        "model": health.get("model"),
+        "model_path": health.get("model_path"),
+        "threads": health.get("threads"),
+        "load_s": health.get("load_s"),
+        "cpu_features": health.get("cpu_features"),
+        "system_info": health.get("system_info"),
+        **speed,
+    }
