@@ -15,6 +15,8 @@ from selfheal.models.llama_tools import (
     decision_grammar,
     first_json_object,
     missing_required,
+    compact_schema,
+    fixed_prefix,
     render_prompt,
     split_calls_in_text,
 )
@@ -47,13 +49,35 @@ def _history() -> list:
 
 def test_prompt_carries_descriptions_results_and_unescaped_text() -> None:
     prompt = render_prompt(to_openai_messages(_history()), TOOLS)
-    assert prompt.startswith("<|im_start|>system\nYou operate Lambda. Don't guess <values>.")
+    # The fixed tool block opens the prompt (reused from the KV cache across runs), then the agent's text.
+    assert prompt.startswith(fixed_prefix(TOOLS) + "\n\nYou operate Lambda. Don't guess <values>.")
     assert "functions.update_memory: Set a Lambda function's memory in MB (128..10240)." in prompt
     assert 'Why is "checkout-api" slow?' in prompt  # the stock handler HTML-escapes this
     assert 'functions.get_function_configuration:\n{"function_name": "checkout-api"}' in prompt
     # The tool result is shown to the model, attributed to its function.
     assert 'Result of functions.get_function_configuration:\n{"MemorySize": 128}' in prompt
     assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_fixed_prefix_is_the_same_whatever_the_task() -> None:
+    a = render_prompt([{"role": "system", "content": "Task type: lambda_timeout"},
+                       {"role": "user", "content": "fix a"}], TOOLS)
+    b = render_prompt([{"role": "system", "content": "Task type: lambda_memory"},
+                       {"role": "user", "content": "fix b"}], TOOLS)
+    prefix = fixed_prefix(TOOLS)
+    assert a.startswith(prefix) and b.startswith(prefix)
+    assert len(prefix) > 0.5 * len(a)
+
+
+def test_tool_schemas_are_compacted_for_the_prompt() -> None:
+    schema = {"title": "update_memory", "type": "object", "properties": {
+        "function_name": {"title": "Function Name", "type": "string"},
+        "qualifier": {"title": "Qualifier", "default": None, "anyOf": [{"type": "string"}, {"type": "null"}]},
+        "title": {"title": "Title", "type": "string"}}}
+    assert compact_schema(schema) == {"type": "object", "properties": {
+        "function_name": {"type": "string"},
+        "qualifier": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "title": {"type": "string"}}}
 
 
 def test_prompt_without_tools_is_plain_chatml() -> None:

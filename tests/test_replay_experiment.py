@@ -31,8 +31,9 @@ pytestmark = pytest.mark.skipif(
 
 def _seed_repo(tmp_path: Path) -> Path:
     """A repo whose HEAD holds the seed cheatsheet and whose working tree the learned one."""
-    for name in ("prompts", "evals"):
-        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("replay", "experiments"))
+    # The experiment froze the context it ran with (the live template has moved on since).
+    shutil.copytree(EXPERIMENT / "prompts", tmp_path / "prompts" / "lambda_ops")
+    shutil.copytree(REPO / "evals", tmp_path / "evals", ignore=shutil.ignore_patterns("replay", "experiments"))
     shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")
     shutil.copytree(EXPERIMENT / "seed-cheatsheet", tmp_path / "cheatsheet")
     repo = git.Repo.init(tmp_path)
