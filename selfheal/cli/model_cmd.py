@@ -51,3 +51,27 @@ def prepare(ctx: click.Context) -> None:
         path = ensure_local_weights()
     size = Path(path).stat().st_size / 2**20
     click.echo(f"model ready: {path} ({size:.0f} MiB)")
+
+
+@model.command("check")
+@click.option("--tokens", type=click.IntRange(1, 256), default=16, show_default=True, help="tokens to generate")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def check(ctx: click.Context, tokens: int, as_json: bool) -> None:
+    """Load the embedded model in its own process, generate a few tokens, report CPU features and speed.
+
+    Exits non-zero with a one-line reason when the model cannot run here.
+    """
+    from selfheal.models.providers import check_local_model
+
+    settings = load_cli_settings(ctx)
+    data = check_local_model(settings, tokens=tokens)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"model: {data['model']} ({data['model_path']})")
+    click.echo(f"cpu features in use: {' '.join(data['cpu_features'] or []) or 'none reported'}")
+    click.echo(f"threads: {data['threads']}   load: {data['load_s']} s")
+    click.echo(f"prompt: {data['prompt_tokens']} tokens at {data['prompt_tok_s']} tok/s")
+    click.echo(f"generation: {data['generated_tokens']} tokens at {data['generation_tok_s']} tok/s")
+    click.echo("ok: the model runs on this machine")
