@@ -183,11 +183,14 @@ def test_one_query_embedding_per_run_and_index_reused() -> None:
     e = KeywordEmbedder()
     retrieve_entries(cs, "timeout", task_type=None, top_k=2, embedder=e)
     before = e.calls
-    for _ in range(3):
-        retrieve_entries(cs, "timeout", task_type=None, top_k=2, embedder=e)
+    for task in ("timeout one", "timeout two", "timeout three"):
+        retrieve_entries(cs, task, task_type=None, top_k=2, embedder=e)
+    assert e.calls - before == 3  # one query embedding per task, the entries' index reused
+    # The same task again (a retry, an eval's second side) reuses its query vector too.
+    retrieve_entries(cs, "timeout two", task_type=None, top_k=2, embedder=e)
     assert e.calls - before == 3
     # A new snapshot object with the same content reuses the index as well.
-    retrieve_entries(sheet(*TIMEOUT_ENTRIES), "timeout", task_type=None, top_k=2, embedder=e)
+    retrieve_entries(sheet(*TIMEOUT_ENTRIES), "timeout four", task_type=None, top_k=2, embedder=e)
     assert e.calls - before == 4
 
 

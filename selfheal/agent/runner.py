@@ -175,7 +175,8 @@ def run_task(
         started = time.perf_counter()
         try:
             with tracing.context():
-                final = graph.invoke(initial, config=config, context=run_ctx)
+                # One checkpoint write when the graph exits instead of one per step (9 per run).
+                final = graph.invoke(initial, config=config, context=run_ctx, durability="exit")
         except Exception as exc:
             # The tracer has stored the errored tree; stamp the root so analysis sees it.
             error_type = "model_error" if isinstance(exc, ModelError) else type(exc).__name__

@@ -32,10 +32,11 @@ import hashlib
 import logging
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -210,6 +211,30 @@ def _rank(
     return [(r, score, s) for r, score, s, _ in scored[:k]]
 
 
+_QUERY_CACHE: OrderedDict[tuple[int, str], tuple[Any, Any]] = OrderedDict()
+_QUERY_CACHE_SIZE = 256
+_QUERY_LOCK = threading.Lock()
+
+
+def query_vector(embedder: Embedder, text: str) -> Any:
+    """The embedding of a task, memoised by (embedder, text): an eval or a retried run embeds once.
+
+    A MiniLM query costs ~7-12 ms of CPU here, the largest fixed cost of a run.
+    """
+    key = (id(embedder), text)  # the entry holds the embedder, so its id is never reused meanwhile
+    with _QUERY_LOCK:
+        hit = _QUERY_CACHE.get(key)
+        if hit is not None and hit[0] is embedder:
+            _QUERY_CACHE.move_to_end(key)
+            return hit[1]
+    vec = embedder.embed([text])[0]
+    with _QUERY_LOCK:
+        _QUERY_CACHE[key] = (embedder, vec)
+        while len(_QUERY_CACHE) > _QUERY_CACHE_SIZE:
+            _QUERY_CACHE.popitem(last=False)
+    return vec
+
+
 def retrieve_entries(
     cheatsheet: Cheatsheet,
     task: str,
@@ -228,7 +253,7 @@ def retrieve_entries(
     prep = prepared_index(cheatsheet, embedder, cache_dir)
     if not prep.entries:
         return []
-    sims = prep.index.similarities(embedder.embed([task])[0])
+    sims = prep.index.similarities(query_vector(embedder, task))
     out: list[Retrieved] = []
     rows, own = prep.masks(task_type, _ACTIVE)
     for r, score, sim in _rank(prep, sims, rows, own, top_k, counters, min_similarity):
