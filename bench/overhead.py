@@ -13,11 +13,10 @@ answers (4 model turns), and the same 12 lambda_ops tools.
 Runs alternate (bare, selfheal, bare, ...) so machine noise hits both alike; the
 figure is the ratio of medians (goal <= 1.2x). Also: peak traced memory per run
 (tracemalloc, separate pass), environment seeding time (paid by any agent on a
-fresh simulated account), ``selfheal --help`` cold start (goal <= 0.4 s) and, when
-the local model is installed, generation speed through selfheal vs llama-cpp-python
-direct (goal >= 0.9).
+fresh simulated account) and ``selfheal --help`` cold start (goal <= 0.4 s). The
+embedded model's speed is ``bench/local_speed.py``.
 
-    python bench/overhead.py [--runs 40] [--no-local]
+    python bench/overhead.py [--runs 40]
 """
 
 from __future__ import annotations
@@ -164,22 +163,9 @@ def measure_help(runs: int = 10) -> dict[str, Any]:
     return {"help_cold_start_s_median": round(statistics.median(times), 3), "goal_s": 0.4, "runs": runs}
 
 
-def measure_local(n_tokens: int) -> dict[str, Any]:
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        return {"skipped": "llama-cpp-python not installed (extra 'local')"}
-    sys.path.insert(0, str(ROOT / "bench"))
-    from local_speed import measure  # type: ignore[import-not-found]
-
-    return measure(n_tokens=n_tokens)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=40)
-    ap.add_argument("--no-local", action="store_true", help="skip the local model speed comparison")
-    ap.add_argument("--local-tokens", type=int, default=128)
     args = ap.parse_args()
 
     result: dict[str, Any] = {
@@ -190,8 +176,6 @@ def main() -> None:
         "run_overhead_50ms_model": measure_overhead(max(10, args.runs // 3), latency_s=0.05),
         "cli_help": measure_help(),
     }
-    if not args.no_local:
-        result["local_model"] = measure_local(args.local_tokens)
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = json.dumps(result, indent=2)
     (RESULTS / "overhead.json").write_text(out + "\n")
