@@ -114,6 +114,16 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 
 
+class CustomEvaluatorSpec(_Strict):
+    """A team's evaluator: ``module:function`` with LangSmith's evaluator shape (see evaluation/custom.py)."""
+
+    function: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    key: str | None = None
+    weight: float = Field(default=1.0, ge=0)
+    required: bool = False
+    pass_score: float = Field(default=0.5, ge=0, le=1)
+
+
 class EvaluatorConfig(_Strict):
     """A dataset's evaluator defaults (``evaluators:`` in dataset.yaml); examples add/override."""
 
@@ -121,6 +131,7 @@ class EvaluatorConfig(_Strict):
     pass_threshold: float = Field(default=0.75, ge=0, le=1)
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     judge: JudgeDefaults = Field(default_factory=JudgeDefaults)
+    custom: list[CustomEvaluatorSpec] = Field(default_factory=list)
 
     @field_validator("weights")
     @classmethod

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from selfheal.evaluation.dataset import EvaluatorConfig, Example, LimitsSpec
+from selfheal.evaluation.custom import score_custom
+from selfheal.evaluation.dataset import CustomEvaluatorSpec, EvaluatorConfig, Example, LimitsSpec
 from selfheal.evaluation.results import EvaluatorScore
 
 if TYPE_CHECKING:
@@ -210,8 +212,12 @@ def evaluate_outcome(
     config: EvaluatorConfig,
     *,
     judge_model: BaseChatModel | None = None,
+    custom: Sequence[tuple[CustomEvaluatorSpec, Callable[..., Any]]] = (),
 ) -> tuple[bool, float, list[EvaluatorScore]]:
-    """(passed, weighted score 0..1, one score per applicable evaluator) for one run."""
+    """(passed, weighted score 0..1, one score per applicable evaluator) for one run.
+
+    ``custom``: the dataset's own evaluators (``evaluators.custom``), already imported.
+    """
     scores: list[EvaluatorScore] = []
     if example.has_checks or outcome.verified:
         scores.append(score_state_checks(outcome, _weight("state_checks", example, config)))
@@ -225,6 +231,8 @@ def evaluate_outcome(
     judge = _judge_score(example, outcome, config, judge_model)
     if judge is not None:
         scores.append(judge)
+    for spec, fn in custom:
+        scores.extend(score_custom(spec, fn, example, outcome))
     if not any(s.weight > 0 for s in scores):
         scores.append(score_outcome(outcome, _weight("outcome", example, config)))
     return combine(scores, config.pass_threshold)

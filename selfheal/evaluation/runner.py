@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from selfheal.errors import ModelError, SelfhealError
 from selfheal.evaluation.dataset import Dataset, Example
+from selfheal.evaluation.custom import load_evaluator
 from selfheal.evaluation.evaluators import evaluate_outcome
 from selfheal.evaluation.results import ExampleResult, ExperimentResult
 from selfheal.tracing.schema import utcnow
@@ -160,6 +161,8 @@ class _Run:
         self.metadata = metadata
         self.cancel = threading.Event()
         self._judge_lock = threading.Lock()
+        # A team's own evaluators, imported once before any example runs (a bad one is a ConfigError).
+        self.custom = [(spec, load_evaluator(spec.function, settings.root)) for spec in dataset.spec.evaluators.custom]
 
     # -- one example ---------------------------------------------------------
     def work(self, job: _Job) -> ExampleResult | None:
@@ -233,9 +236,10 @@ class _Run:
         judge = self.judge_model
         if judge is not None:
             with self._judge_lock:  # one judge model shared by all workers
-                passed, score, scores = evaluate_outcome(ex, outcome, self.dataset.spec.evaluators, judge_model=judge)
+                passed, score, scores = evaluate_outcome(ex, outcome, self.dataset.spec.evaluators, judge_model=judge,
+                                                         custom=self.custom)
         else:
-            passed, score, scores = evaluate_outcome(ex, outcome, self.dataset.spec.evaluators)
+            passed, score, scores = evaluate_outcome(ex, outcome, self.dataset.spec.evaluators, custom=self.custom)
         usage = outcome.usage or {}
         return ExampleResult(
             example_id=ex.id,
