@@ -138,6 +138,9 @@ class GitopsSettings(_Section):
 
 class Settings(_Section):
     agent: str = "lambda_ops"
+    # "module:factory" building the agent plug-in (a module of this repository, or any importable
+    # one); None: the agent is found by name among installed entry points (group selfheal.agents).
+    agent_factory: str | None = None
     model: ModelSettings = Field(default_factory=ModelSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
@@ -157,6 +160,16 @@ class Settings(_Section):
         if not v or not v.replace("_", "").replace("-", "").isalnum():
             raise ValueError("must be a simple name (letters, digits, _ or -)")
         return v
+
+    @field_validator("agent_factory")
+    @classmethod
+    def _factory_spec(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        module, sep, attr = v.strip().partition(":")
+        if not sep or not module or not attr:
+            raise ValueError(f"must be 'module:factory', got {v!r}")
+        return v.strip()
 
     # -- resolved paths -------------------------------------------------
     def path(self, rel: str) -> Path:

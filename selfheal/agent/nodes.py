@@ -365,7 +365,7 @@ def evaluate(
     rc = runtime.context
     history = list(state["execution_history"])
     record = dict(history[-1])
-    verdict = rc.session.verify()
+    verdict = rc.session.verify(record.get("final_answer") or "")
     calls = record["tool_calls"]
     tool_errors = [c for c in calls if c["status"] == "error"]
     changed = [c for c in calls if c["status"] != "error"]

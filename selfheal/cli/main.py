@@ -17,6 +17,7 @@ from selfheal import __version__
 
 # name -> (module, attribute, one-line help shown by --help without importing it)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "agents": ("selfheal.cli.agents_cmd", "agents", "List the agent plug-ins this repository can see."),
     "run": ("selfheal.cli.run_cmd", "run", "Run the agent on a task (or a scenario's task)."),
     "lint": ("selfheal.cli.lint_cmd", "lint", "Validate context, templates and cheatsheet files."),
     "scenarios": ("selfheal.cli.scenarios_cmd", "scenarios", "List the agent's scenarios."),

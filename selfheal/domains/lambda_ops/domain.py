@@ -57,8 +57,11 @@ class LambdaOpsSession:
         """The environment's current time: frozen for a simulated account (same on every replay)."""
         return self.clients.clock()
 
-    def verify(self) -> Verdict:
-        """Checks of the scenario on the account's current state; passed=None without a scenario."""
+    def verify(self, answer: str = "") -> Verdict:
+        """Checks of the scenario on the account's current state; passed=None without a scenario.
+
+        ``answer`` (the agent's final answer) is not used: the account's state is the evidence.
+        """
         if self.scenario_spec is None:
             return Verdict(None, [], f"no scenario: nothing to verify ({self.mode} account)")
         return verify(self.scenario_spec, self.clients)
