@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from selfheal.config import Settings
-    from selfheal.domains.base import DomainSession
+    from selfheal.agents.protocol import AgentSession
 
 
 @dataclass
@@ -78,7 +78,7 @@ def run_task(
     learn: bool | None = None,
     metadata: dict[str, Any] | None = None,
     tags: list[str] | None = None,
-    session: DomainSession | None = None,
+    session: AgentSession | None = None,
     project: str | None = None,
     reference_example_id: str | None = None,
 ) -> RunOutcome:
@@ -97,7 +97,7 @@ def run_task(
     from selfheal.agent.workflow import checkpointed_workflow
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.context.loader import load_context
-    from selfheal.domains.base import get_domain
+    from selfheal.agents.registry import get_agent
     from selfheal.errors import ModelError, SelfhealError
     from selfheal.models.providers import make_chat_model, model_identity
     from selfheal.tracing.callbacks import TracingHandle, tracing_callbacks
@@ -120,7 +120,7 @@ def run_task(
     tracing: TracingHandle | None = None
     try:
         if session is None:
-            session = get_domain(settings.agent).open(settings, task=task, scenario=scenario)
+            session = get_agent(settings).open(settings, task=task, scenario=scenario)
         chat_model = model if model is not None else make_chat_model(settings)
         recent = _recent_successes(
             store, settings.tracing.project, session.task_type, settings.thresholds.recent_runs

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from selfheal.cheatsheet.model import Cheatsheet
     from selfheal.config import Settings
     from selfheal.context.model import AgentContext
-    from selfheal.domains.base import DomainSession
+    from selfheal.agents.protocol import AgentSession
 
 
 class AgentState(TypedDict, total=False):
@@ -43,7 +43,7 @@ class RunContext:
 
     settings: Settings
     model: BaseChatModel
-    session: DomainSession
+    session: AgentSession
     agent_context: AgentContext
     cheatsheet: Cheatsheet
     context_version: str
