@@ -182,7 +182,14 @@ class Settings(_Section):
 
     @property
     def cheatsheet_dir(self) -> Path:
-        return self.path(self.paths.cheatsheet)
+        """``cheatsheet/<agent>/`` when that directory exists, else the flat ``cheatsheet/``.
+
+        A repository holding several agents gives each its own directory; a
+        single-agent repository may keep its sections directly under ``cheatsheet/``.
+        """
+        base = self.path(self.paths.cheatsheet)
+        per_agent = base / self.agent
+        return per_agent if per_agent.is_dir() else base
 
     @property
     def evals_dir(self) -> Path:
