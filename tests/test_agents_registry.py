@@ -133,3 +133,35 @@ def test_agents_command_lists_the_configured_factory(tmp_path: Path, capsys: pyt
     ]
     settings = load_settings(tmp_path, env={})
     assert agent_sources(settings)[0].describe() == "agent_factory team_bot_agent:make_agent"
+
+
+def test_global_agent_option_selects_another_agent_of_the_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _repo(tmp_path, "team_bot_agent:make_agent")
+    # the file's factory belongs to the file's agent: another agent is looked up by name
+    with pytest.raises(SystemExit) as info:
+        main(["-C", str(tmp_path), "--agent", "support_bot", "scenarios"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: agent 'support_bot': no such agent") and err.count("\n") == 1
+
+    (tmp_path / "selfheal.yaml").write_text(
+        "agent: support_bot\nagent_factory:\n  team_bot: team_bot_agent:make_agent\n"
+    )
+    monkeypatch.setenv("SELFHEAL_AGENT", "support_bot")
+    with pytest.raises(SystemExit) as info:
+        main(["-C", str(tmp_path), "--agent", "team_bot", "scenarios", "--json"])
+    assert info.value.code == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out) == []
+    settings = load_settings(tmp_path, env={}, overrides={"agent": "team_bot"})
+    assert settings.agent == "team_bot" and get_agent(settings).name == "team_bot"
+
+
+def test_a_bad_agent_option_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _repo(tmp_path, None)
+    with pytest.raises(SystemExit) as info:
+        main(["-C", str(tmp_path), "--agent", "no spaces please", "agents"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: agent 'no spaces please': ") and err.count("\n") == 1

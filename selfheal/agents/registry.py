@@ -73,9 +73,11 @@ def entry_point_sources() -> dict[str, AgentSource]:
 def agent_sources(settings: Settings) -> list[AgentSource]:
     """Every agent this repository can see: the configured factory first, then entry points."""
     sources = entry_point_sources()
-    factory = getattr(settings, "agent_factory", None)
-    if factory:
-        sources[settings.agent] = AgentSource(name=settings.agent, kind="factory", target=factory)
+    factories = settings.agent_factory
+    if isinstance(factories, str):
+        factories = {settings.agent: factories}
+    for name, target in (factories or {}).items():
+        sources[name] = AgentSource(name=name, kind="factory", target=target)
     return sorted(sources.values(), key=lambda s: (s.kind != "factory", s.name))
 
 
@@ -128,12 +130,12 @@ def _build(name: str, source: AgentSource, load: Callable[[], Any]) -> AgentPlug
 def get_agent(settings: Settings, name: str | None = None) -> AgentPlugin:
     """The plug-in for ``name`` (default ``settings.agent``).
 
-    ``agent_factory`` in selfheal.yaml wins for the configured agent; otherwise
-    the entry point of that name in group ``selfheal.agents``.
+    A factory configured for that agent (``agent_factory`` in selfheal.yaml)
+    wins; otherwise the entry point of that name in group ``selfheal.agents``.
     """
     name = name or settings.agent
-    factory = getattr(settings, "agent_factory", None)
-    if factory and name == settings.agent:
+    factory = settings.factory_for(name)
+    if factory:
         source = AgentSource(name=name, kind="factory", target=factory)
         return _build(name, source, lambda: load_object(factory, root=settings.root))
     sources = entry_point_sources()

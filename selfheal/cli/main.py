@@ -73,14 +73,21 @@ class LazyGroup(click.Group):
     envvar="SELFHEAL_CONFIG",
     help="Path to selfheal.yaml.",
 )
+@click.option(
+    "--agent",
+    "agent",
+    default=None,
+    metavar="NAME",
+    help="Agent to work on (overrides selfheal.yaml's agent and SELFHEAL_AGENT).",
+)
 @click.pass_context
-def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None:
+def cli(ctx: click.Context, repo: Path | None, config_path: Path | None, agent: str | None) -> None:
     """selfheal: self-improving LangGraph agents, reviewed in git.
 
     The agent's context and cheatsheet are files in this repository; every run is
     traced locally (and to LangSmith when configured).
     """
-    ctx.obj = {"repo": repo, "config_path": config_path}
+    ctx.obj = {"repo": repo, "config_path": config_path, "agent": agent}
 
 
 def load_cli_settings(ctx: click.Context, **overrides: Any) -> Any:
@@ -88,6 +95,8 @@ def load_cli_settings(ctx: click.Context, **overrides: Any) -> Any:
     from selfheal.config import load_settings
 
     obj = ctx.find_root().obj or {}
+    if obj.get("agent"):
+        overrides = {"agent": obj["agent"], **overrides}
     return load_settings(obj.get("repo"), config_path=obj.get("config_path"), overrides=overrides or None)
 
 
