@@ -3,6 +3,11 @@
 Templates ship as package data (``selfheal/scaffold/templates``). Nothing that
 exists is overwritten: existing files are reported as kept; CODEOWNERS and
 .gitignore only get the lines they miss.
+
+An agent that is not installed (no ``selfheal.agents`` entry point of that
+name) gets a runnable starter: ``<agent>_agent.py`` at the repository root (a
+plug-in with real LangChain tools and a verifier), referenced as
+``agent_factory`` in selfheal.yaml, and two scenario files for its dataset.
 """
 
 from __future__ import annotations
@@ -32,13 +37,27 @@ def template(name: str) -> str:
     return resources.files("selfheal.scaffold").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def _plan(agent: str) -> list[tuple[str, str]]:
-    """(repo-relative path, content) of every file init creates when missing."""
-    def t(name: str) -> str:
-        return template(name).replace(AGENT_PLACEHOLDER, agent)
+def starter_module(agent: str) -> str:
+    """The starter plug-in's module name: ``support-bot`` -> ``support_bot_agent``."""
+    return agent.replace("-", "_") + "_agent"
 
+
+def _installed(agent: str) -> bool:
+    from selfheal.agents.registry import entry_point_sources
+
+    return agent in entry_point_sources()
+
+
+def _plan(agent: str, *, starter: bool) -> list[tuple[str, str]]:
+    """(repo-relative path, content) of every file init creates when missing."""
+    module = starter_module(agent)
+
+    def t(name: str) -> str:
+        return template(name).replace(AGENT_PLACEHOLDER, agent).replace("__MODULE__", module)
+
+    factory = f"agent_factory: {module}:make_agent   # the starter plug-in in {module}.py\n" if starter else ""
     files = [
-        ("selfheal.yaml", t("selfheal.yaml")),
+        ("selfheal.yaml", t("selfheal.yaml").replace("__AGENT_FACTORY__", factory)),
         (f"prompts/{agent}/context.yaml", t("context.yaml")),
         (f"prompts/{agent}/system.md.j2", t("system.md.j2")),
         (f"evals/{agent}/dataset.yaml", t("dataset.yaml")),
@@ -48,6 +67,10 @@ def _plan(agent: str) -> list[tuple[str, str]]:
     ]
     files += [(f"cheatsheet/{section}/.gitkeep", "") for section in SECTIONS]
     files.append((f"cheatsheet/heuristics/{EXAMPLE_ENTRY}", t(EXAMPLE_ENTRY)))
+    if starter:
+        files.append((f"{module}.py", t("agent.py.tmpl")))
+        files.append((f"evals/{agent}/scenarios/refund-order-123.yaml", t("scenario-1.yaml")))
+        files.append((f"evals/{agent}/scenarios/cancel-order-77.yaml", t("scenario-2.yaml")))
     return files
 
 
@@ -87,7 +110,7 @@ def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: boo
             "(--force-missing-only adds only the files that are missing)"
         )
     report = ScaffoldReport()
-    for rel, content in _plan(agent):
+    for rel, content in _plan(agent, starter=not _installed(agent)):
         path = root / rel
         if path.exists():
             report.kept.append(rel)
