@@ -57,7 +57,7 @@ class TracingSettings(_Section):
     langsmith_api_key: SecretStr | None = None
     langsmith_endpoint: str | None = None
     langsmith_exit_timeout_s: float = Field(2.0, ge=0)
-    # PII and secrets are redacted before anything is stored or sent (see tracing/redact.py).
+    # PII and secrets are redacted before anything is stored or sent (see selfheal/redact.py).
     redact: bool = True
     redact_patterns: list[str] = Field(default_factory=list)
 
@@ -151,6 +151,9 @@ class Settings(_Section):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     gitops: GitopsSettings = Field(default_factory=GitopsSettings)
     learning: bool = True
+    # "module:factory" of the online learner handed to every learning run (see selfheal.agent.learning);
+    # null: runs never learn online.
+    learner_factory: str | None = "selfheal.optimize.online:make_learner"
 
     # Not read from the file: where the repository root is.
     root: Path = Field(default_factory=Path.cwd, exclude=True)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from selfheal.config import Settings
+    from selfheal.agent.learning import Learner
     from selfheal.agents.protocol import AgentSession
 
 
@@ -81,6 +82,7 @@ def run_task(
     session: AgentSession | None = None,
     project: str | None = None,
     reference_example_id: str | None = None,
+    learner: Learner | None = None,
 ) -> RunOutcome:
     """Run ``task`` (or the scenario's task) once, traced and checkpointed.
 
@@ -88,11 +90,14 @@ def run_task(
     open environment (tests, benchmarks, the eval runner); the caller then owns
     the session and closes it. ``project`` traces into another project than
     ``tracing.project`` (an experiment), and ``reference_example_id`` links the
-    root run to its dataset example, as LangSmith experiments do. A run that
-    raises carries its root run id as ``exc.selfheal_run_id``.
+    root run to its dataset example, as LangSmith experiments do. ``learner``
+    does the online learning of a learning run (default: the one
+    ``settings.learner_factory`` builds). A run that raises carries its root
+    run id as ``exc.selfheal_run_id``.
     """
     from langsmith import uuid7
 
+    from selfheal.agent.learning import make_learner
     from selfheal.agent.state import RunContext
     from selfheal.agent.workflow import checkpointed_workflow
     from selfheal.cheatsheet.store import load_cheatsheet
@@ -113,6 +118,8 @@ def run_task(
     cheatsheet_version = content_version(settings.cheatsheet_dir, settings.root)
     identity = model_identity(settings)
     learning = settings.learning if learn is None else learn
+    if learning and learner is None:
+        learner = make_learner(settings)
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = LocalTraceStore.from_settings(settings)
@@ -136,6 +143,7 @@ def run_task(
             recent_successes=recent,
             learning=learning,
             model_identity=identity,
+            learner=learner if learning else None,
         )
         run_id: uuid.UUID = uuid7()
         tracing = tracing_callbacks(

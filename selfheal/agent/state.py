@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from selfheal.cheatsheet.model import Cheatsheet
     from selfheal.config import Settings
     from selfheal.context.model import AgentContext
+    from selfheal.agent.learning import Learner
     from selfheal.agents.protocol import AgentSession
 
 
@@ -57,3 +58,5 @@ class RunContext:
     counters: Any = None
     # The model that plays Reflector and Curator; None: the agent's own model.
     learner_model: BaseChatModel | None = None
+    # Online learning (selfheal.agent.learning.Learner); None: the run does not learn.
+    learner: Learner | None = None
