@@ -33,3 +33,18 @@ def test_prewarm_keeps_the_simulated_account_started() -> None:
     with agent.prewarm(Settings()):  # type: ignore[attr-defined]
         session = agent.open(Settings(), task="list my functions", scenario=None)
         session.close()
+
+
+def test_the_agent_uses_only_selfheals_public_api() -> None:
+    import ast
+
+    public = {"selfheal", "selfheal.errors", "selfheal.yamlio"}
+    package = Path(__file__).resolve().parents[1] / "lambda_ops"
+    used: set[str] = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "selfheal":
+                used.add(node.module)
+            elif isinstance(node, ast.Import):
+                used.update(a.name for a in node.names if a.name.split(".")[0] == "selfheal")
+    assert used and used <= public, sorted(used - public)
