@@ -91,3 +91,28 @@ def test_the_starter_scenarios_verify_from_state_and_evaluate(
     assert list(results) == ["cancel-order-77", "refund-order-123", "example-explain-change"]
     assert all(r["passed"] and r["status"] == "ok" for r in results.values())
     assert results["cancel-order-77"]["scores"][0]["comment"] == "checks 2/2: all hold"
+
+
+def test_a_second_agent_gets_its_own_cheatsheet_and_a_note(
+    starter: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = (starter / "selfheal.yaml").read_text()
+    code, out, err = run_cli(["init", str(starter), "--agent", "billing-bot", "--force-missing-only"], capsys)
+    assert code == 0, err
+    assert (starter / "selfheal.yaml").read_text() == before
+    assert (starter / "billing_bot_agent.py").is_file()
+    assert (starter / "cheatsheet" / "billing-bot" / "heuristics" / "heur-example-read-before-write.yaml").is_file()
+    assert "note: selfheal.yaml runs 'support_bot': add `agent_factory: {billing-bot: billing_bot_agent:make_agent}`" in out
+
+    # as the note says: both factories in the file, then --agent picks one
+    (starter / "selfheal.yaml").write_text(before.replace(
+        "agent_factory: support_bot_agent:make_agent",
+        "agent_factory: {support_bot: support_bot_agent:make_agent, billing-bot: billing_bot_agent:make_agent}"))
+    code, out, err = run_cli(["-C", str(starter), "--agent", "billing-bot", "lint"], capsys)
+    assert code == 0 and "0 error(s), 0 warning(s)" in err, out + err
+    code, out, err = run_cli(["-C", str(starter), "lint"], capsys)  # the flat cheatsheet skips billing-bot's
+    assert code == 0 and "0 error(s), 0 warning(s)" in err, out + err
+    code, out, err = run_cli(["-C", str(starter), "--agent", "billing-bot", "scenarios", "--json"], capsys)
+    assert code == 0, err
+    assert [r["name"] for r in json.loads(out)] == ["cancel-order-77", "refund-order-123"]
+    sys.modules.pop("billing_bot_agent", None)
