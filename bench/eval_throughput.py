@@ -101,8 +101,8 @@ def measure(settings: Any, split: str, jobs: int) -> dict[str, Any]:
 
 
 def seed_cost() -> float:
-    from selfheal.domains.lambda_ops.aws import SimulatedAccount
-    from selfheal.domains.lambda_ops.scenario import load_scenario
+    from lambda_ops.aws import SimulatedAccount
+    from lambda_ops.scenario import load_scenario
 
     times = []
     paths = sorted((ROOT / "evals" / "lambda_ops" / "scenarios").glob("*.yaml"))

@@ -89,12 +89,12 @@ def measure_overhead(runs: int, latency_s: float = 0.0) -> dict[str, Any]:
 
     from selfheal.agent.runner import run_task
     from selfheal.config import load_settings
-    from selfheal.domains.base import get_domain
+    from selfheal import get_agent
 
     with tempfile.TemporaryDirectory() as td:
         repo = make_repo(Path(td))
         settings = load_settings(repo, env={})
-        domain = get_domain("lambda_ops")
+        domain = get_agent(settings)
         seed_times = []
         for _ in range(3):
             t0 = time.perf_counter()

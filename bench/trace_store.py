@@ -409,7 +409,7 @@ def ingest_once(
     workdir: Path, runs: int, batch: int, redact: bool, ids: str, background: bool = False
 ) -> dict[str, float]:
     """One fresh store filled with ``runs`` runs; the rates of encoding and writing."""
-    from selfheal.tracing.redact import make_redactor
+    from selfheal.redact import make_redactor
     from selfheal.tracing.store import LocalTraceStore
 
     global ID_KIND

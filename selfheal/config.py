@@ -57,7 +57,7 @@ class TracingSettings(_Section):
     langsmith_api_key: SecretStr | None = None
     langsmith_endpoint: str | None = None
     langsmith_exit_timeout_s: float = Field(2.0, ge=0)
-    # PII and secrets are redacted before anything is stored or sent (see tracing/redact.py).
+    # PII and secrets are redacted before anything is stored or sent (see selfheal/redact.py).
     redact: bool = True
     redact_patterns: list[str] = Field(default_factory=list)
 
@@ -138,6 +138,10 @@ class GitopsSettings(_Section):
 
 class Settings(_Section):
     agent: str = "lambda_ops"
+    # "module:factory" building the agent plug-in (a module of this repository, or any importable
+    # one), or a mapping agent name -> "module:factory" for a repository holding several agents.
+    # An agent without one is found by name among installed entry points (group selfheal.agents).
+    agent_factory: str | dict[str, str] | None = None
     model: ModelSettings = Field(default_factory=ModelSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
@@ -147,6 +151,9 @@ class Settings(_Section):
     eval: EvalSettings = Field(default_factory=EvalSettings)
     gitops: GitopsSettings = Field(default_factory=GitopsSettings)
     learning: bool = True
+    # "module:factory" of the online learner handed to every learning run (see selfheal.agent.learning);
+    # null: runs never learn online.
+    learner_factory: str | None = "selfheal.optimize.online:make_learner"
 
     # Not read from the file: where the repository root is.
     root: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -157,6 +164,31 @@ class Settings(_Section):
         if not v or not v.replace("_", "").replace("-", "").isalnum():
             raise ValueError("must be a simple name (letters, digits, _ or -)")
         return v
+
+    @field_validator("agent_factory")
+    @classmethod
+    def _factory_spec(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        def one(spec: str) -> str:
+            module, sep, attr = spec.strip().partition(":")
+            if not sep or not module or not attr:
+                raise ValueError(f"must be 'module:factory', got {spec!r}")
+            return spec.strip()
+
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if isinstance(v, dict):
+            return {name: one(spec) for name, spec in v.items()}
+        return one(v)
+
+    def factory_for(self, agent: str | None = None) -> str | None:
+        """The configured ``module:factory`` of ``agent`` (default: the selected agent), if any.
+
+        A plain string belongs to the agent the file names (see :func:`load_settings`).
+        """
+        agent = agent or self.agent
+        if isinstance(self.agent_factory, dict):
+            return self.agent_factory.get(agent)
+        return self.agent_factory if agent == self.agent else None
 
     # -- resolved paths -------------------------------------------------
     def path(self, rel: str) -> Path:
@@ -169,7 +201,14 @@ class Settings(_Section):
 
     @property
     def cheatsheet_dir(self) -> Path:
-        return self.path(self.paths.cheatsheet)
+        """``cheatsheet/<agent>/`` when that directory exists, else the flat ``cheatsheet/``.
+
+        A repository holding several agents gives each its own directory; a
+        single-agent repository may keep its sections directly under ``cheatsheet/``.
+        """
+        base = self.path(self.paths.cheatsheet)
+        per_agent = base / self.agent
+        return per_agent if per_agent.is_dir() else base
 
     @property
     def evals_dir(self) -> Path:
@@ -306,7 +345,12 @@ def load_settings(
         raise ConfigError(f"{config_path}: config file not found")
 
     env_tree, env_origin = _env_overrides(env)
-    data = _merge(to_plain(raw), env_tree)
+    file_data = to_plain(raw)
+    if isinstance(file_data.get("agent_factory"), str) and file_data["agent_factory"].strip():
+        # The file's factory builds the file's agent, whichever agent --agent / SELFHEAL_AGENT selects.
+        file_agent = file_data.get("agent") or Settings.model_fields["agent"].default
+        file_data["agent_factory"] = {str(file_agent): file_data["agent_factory"]}
+    data = _merge(file_data, env_tree)
     if overrides:
         data = _merge(data, overrides)
     try:
@@ -316,6 +360,8 @@ def load_settings(
         loc = tuple(str(x) for x in err.get("loc", ()))
         if loc in env_origin:
             raise ConfigError(f"{env_origin[loc]}: {validation_message(err)}") from None
+        if overrides and loc and loc[0] in overrides and not isinstance(overrides[loc[0]], Mapping):
+            raise ConfigError(f"{loc[0]} {overrides[loc[0]]!r}: {validation_message(err)}") from None
         line = line_of(raw, loc) if raw else None
         raise FileFormatError(config_path, line, validation_message(err)) from None
     settings.root = root

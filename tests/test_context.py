@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from selfheal.domains.lambda_ops.tools import TOOL_NAMES
+from lambda_ops.tools import TOOL_NAMES
 from selfheal.cheatsheet.model import FailurePattern, Heuristic, Source
 from selfheal.context.loader import load_context
 from selfheal.context.render import TEMPLATE_VARIABLES, render_system_prompt

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from selfheal.domains.lambda_ops.tools import TOOL_NAMES
+from lambda_ops.tools import TOOL_NAMES
 from selfheal.config import Settings, load_settings
 from selfheal.lint import LintIssue, lint_repository
 

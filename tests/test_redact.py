@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from selfheal.config import load_settings
 from selfheal.errors import ConfigError, SelfhealError
-from selfheal.tracing.redact import Redactor, make_redactor
+from selfheal.redact import Redactor, make_redactor
 
 R = Redactor()
 

@@ -76,7 +76,7 @@ def _ranked_entries(rc: RunContext, task: str, task_type: str | None, top_k: int
         from selfheal.cheatsheet.ranking import embedding_cache_dir, retrieve_entries
         from selfheal.errors import ModelError
         from selfheal.models.embeddings import make_embedder
-        from selfheal.optimize.online import counter_store
+        from selfheal.cheatsheet.counters import open_counters
 
         embedder = rc.embedder
         if embedder is None:
@@ -85,7 +85,7 @@ def _ranked_entries(rc: RunContext, task: str, task_type: str | None, top_k: int
             except ModelError as exc:
                 _log.warning("embedding retrieval unavailable (%s); using BM25", exc)
         if embedder is not None:
-            with counter_store(rc) as counters:
+            with open_counters(rc.settings, rc.counters) as counters:
                 hits = retrieve_entries(
                     rc.cheatsheet, task, task_type=task_type, top_k=top_k, embedder=embedder,
                     counters=counters, candidate_slots=1, cache_dir=embedding_cache_dir(rc.settings),
@@ -365,7 +365,7 @@ def evaluate(
     rc = runtime.context
     history = list(state["execution_history"])
     record = dict(history[-1])
-    verdict = rc.session.verify()
+    verdict = rc.session.verify(record.get("final_answer") or "")
     calls = record["tool_calls"]
     tool_errors = [c for c in calls if c["status"] == "error"]
     changed = [c for c in calls if c["status"] != "error"]
@@ -412,15 +412,10 @@ def evaluate(
         "verified": verdict.passed is not None,
         "improvement_opportunities": opportunities,
     }
-    if rc.learning and success:
-        # A success never reaches the Reflector: count its used entries here (see optimize/online.py).
-        from selfheal.optimize.online import record_counters, success_tags
-
-        counted = record_counters(
-            rc,
-            run_id=_run_id(config),
-            success=True,
-            tags=success_tags(record["used_entries"], verified=verdict.passed is not None),
+    if rc.learning and rc.learner is not None and success:
+        # A success never reaches the Reflector: the learner counts its used entries here.
+        counted = rc.learner.count_success(
+            rc, run_id=_run_id(config), used_entries=record["used_entries"], verified=verdict.passed is not None
         )
         record["learning"] = {"applied": [], "rejected": [], "errors": [], "counted": counted, "reflection": None}
     history[-1] = record
@@ -439,7 +434,12 @@ def _learning_not_enabled(
     rc = runtime.context
     evaluation = state["execution_history"][-1]["evaluation"]
     triggers = ", ".join(evaluation["improvement_opportunities"]) or "none"
-    status = "disabled by --no-learn" if not rc.learning else "not enabled in this version"
+    if not rc.learning:
+        status = "disabled by --no-learn"
+    elif rc.learner is None and node == "curate_cheatsheet":
+        status = "off (no learner: settings.learner_factory is unset)"
+    else:
+        status = "not enabled in this version"
     note = f"{node}: triggered by {triggers}; {what} is {status} — nothing was changed"
     return {"improvement_suggestions": [*(state.get("improvement_suggestions") or []), note], "route": route}
 
@@ -454,21 +454,17 @@ def curate_cheatsheet(
     execution record's ``learning``. Model failures are reported, not raised.
     """
     rc = runtime.context
-    if not rc.learning:
+    if not rc.learning or rc.learner is None:
         return _learning_not_enabled(state, runtime, "cheatsheet curation", "curate_cheatsheet", "curate")
-    from selfheal.optimize.digest import digest_from_state
-    from selfheal.optimize.online import learn_from_run
-
-    digest = digest_from_state(state, rc, run_id=_run_id(config))
-    result = learn_from_run(rc, digest, config=config)
+    outcome = rc.learner.learn(state, rc, run_id=_run_id(config), config=config)
     history = list(state["execution_history"])
     record = dict(history[-1])
     previous = record.get("learning") or {}
-    learning = result.to_record()
-    learning["counted"] = list(dict.fromkeys([*previous.get("counted", []), *learning["counted"]]))
+    learning = dict(outcome.record)
+    learning["counted"] = list(dict.fromkeys([*previous.get("counted", []), *learning.get("counted", [])]))
     record["learning"] = learning
     history[-1] = record
-    notes = [*(state.get("improvement_suggestions") or []), *result.suggestions()]
+    notes = [*(state.get("improvement_suggestions") or []), *outcome.suggestions]
     return {"execution_history": history, "improvement_suggestions": notes, "route": "curate"}
 
 

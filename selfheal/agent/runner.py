@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from selfheal.config import Settings
-    from selfheal.domains.base import DomainSession
+    from selfheal.agent.learning import Learner
+    from selfheal.agents.protocol import AgentSession
 
 
 @dataclass
@@ -78,9 +79,10 @@ def run_task(
     learn: bool | None = None,
     metadata: dict[str, Any] | None = None,
     tags: list[str] | None = None,
-    session: DomainSession | None = None,
+    session: AgentSession | None = None,
     project: str | None = None,
     reference_example_id: str | None = None,
+    learner: Learner | None = None,
 ) -> RunOutcome:
     """Run ``task`` (or the scenario's task) once, traced and checkpointed.
 
@@ -88,16 +90,19 @@ def run_task(
     open environment (tests, benchmarks, the eval runner); the caller then owns
     the session and closes it. ``project`` traces into another project than
     ``tracing.project`` (an experiment), and ``reference_example_id`` links the
-    root run to its dataset example, as LangSmith experiments do. A run that
-    raises carries its root run id as ``exc.selfheal_run_id``.
+    root run to its dataset example, as LangSmith experiments do. ``learner``
+    does the online learning of a learning run (default: the one
+    ``settings.learner_factory`` builds). A run that raises carries its root
+    run id as ``exc.selfheal_run_id``.
     """
     from langsmith import uuid7
 
+    from selfheal.agent.learning import make_learner
     from selfheal.agent.state import RunContext
     from selfheal.agent.workflow import checkpointed_workflow
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.context.loader import load_context
-    from selfheal.domains.base import get_domain
+    from selfheal.agents.registry import get_agent
     from selfheal.errors import ModelError, SelfhealError
     from selfheal.models.providers import make_chat_model, model_identity
     from selfheal.tracing.callbacks import TracingHandle, tracing_callbacks
@@ -113,6 +118,8 @@ def run_task(
     cheatsheet_version = content_version(settings.cheatsheet_dir, settings.root)
     identity = model_identity(settings)
     learning = settings.learning if learn is None else learn
+    if learning and learner is None:
+        learner = make_learner(settings)
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     store = LocalTraceStore.from_settings(settings)
@@ -120,7 +127,7 @@ def run_task(
     tracing: TracingHandle | None = None
     try:
         if session is None:
-            session = get_domain(settings.agent).open(settings, task=task, scenario=scenario)
+            session = get_agent(settings).open(settings, task=task, scenario=scenario)
         chat_model = model if model is not None else make_chat_model(settings)
         recent = _recent_successes(
             store, settings.tracing.project, session.task_type, settings.thresholds.recent_runs
@@ -136,6 +143,7 @@ def run_task(
             recent_successes=recent,
             learning=learning,
             model_identity=identity,
+            learner=learner if learning else None,
         )
         run_id: uuid.UUID = uuid7()
         tracing = tracing_callbacks(

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from selfheal.cheatsheet.model import Cheatsheet
     from selfheal.config import Settings
     from selfheal.context.model import AgentContext
-    from selfheal.domains.base import DomainSession
+    from selfheal.agent.learning import Learner
+    from selfheal.agents.protocol import AgentSession
 
 
 class AgentState(TypedDict, total=False):
@@ -43,7 +44,7 @@ class RunContext:
 
     settings: Settings
     model: BaseChatModel
-    session: DomainSession
+    session: AgentSession
     agent_context: AgentContext
     cheatsheet: Cheatsheet
     context_version: str
@@ -57,3 +58,5 @@ class RunContext:
     counters: Any = None
     # The model that plays Reflector and Curator; None: the agent's own model.
     learner_model: BaseChatModel | None = None
+    # Online learning (selfheal.agent.learning.Learner); None: the run does not learn.
+    learner: Learner | None = None

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -255,3 +256,16 @@ class CounterStore:
             if eid in out:
                 out[eid].confidence = confidence
         return out
+
+
+@contextmanager
+def open_counters(settings: Settings, injected: CounterStore | None = None) -> Iterator[CounterStore]:
+    """``injected`` as is, else the state dir's counter store, closed afterwards."""
+    if injected is not None:
+        yield injected
+        return
+    store = CounterStore.from_settings(settings)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -45,7 +45,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from selfheal.tracing.redact import Redactor, make_redactor
+from selfheal.redact import Redactor, make_redactor
 
 __all__ = ["CODE_FIELDS", "ContentGuard", "GuardVerdict", "normalize"]
 

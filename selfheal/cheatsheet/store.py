@@ -38,12 +38,24 @@ def iter_entry_files(cheatsheet_dir: Path) -> Iterator[Path]:
     root = Path(cheatsheet_dir)
     if not root.is_dir():
         return
+    others = agent_dirs(root)
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
         if any(part.startswith(".") for part in rel.parts) or not p.is_file():
             continue
+        if rel.parts[0] in others:  # another agent's cheatsheet beside a flat one
+            continue
         if p.suffix in (".yaml", ".yml"):
             yield p
+
+
+def agent_dirs(root: Path) -> set[str]:
+    """Top-level folders of a flat cheatsheet that are other agents' cheatsheets (``<agent>/<section>/``)."""
+    out: set[str] = set()
+    for d in Path(root).iterdir() if Path(root).is_dir() else ():
+        if d.is_dir() and d.name not in SECTIONS and any((d / sec).is_dir() for sec in SECTIONS):
+            out.add(d.name)
+    return out
 
 
 def check_location(path: Path, cheatsheet_dir: Path) -> None:

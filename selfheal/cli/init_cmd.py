@@ -45,6 +45,8 @@ def init(path: Path, agent: str, owner: str | None, missing_only: bool) -> None:
         click.echo(f"appended to {rel}")
     for rel in report.kept:
         click.echo(f"kept existing {rel}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
     if report.created or report.appended:
         click.echo("next: review the files, run `selfheal lint`, commit, and add OPENAI_API_KEY "
                    "(and LANGSMITH_API_KEY) as repository secrets for the workflows")

@@ -17,12 +17,12 @@ def lint(ctx: click.Context, as_json: bool) -> None:
 
     Prints `file:line: message` per issue; exit 1 when there is any error.
     """
-    from selfheal.domains.base import get_domain
+    from selfheal.agents.registry import get_agent
     from selfheal.lint import lint_repository
 
     settings = load_cli_settings(ctx)
-    domain = get_domain(settings.agent)
-    issues = lint_repository(settings, known_tools=set(domain.tool_names()))
+    agent = get_agent(settings)
+    issues = lint_repository(settings, known_tools=set(agent.tool_names()))
     errors = [i for i in issues if i.severity == "error"]
     if as_json:
         click.echo(json.dumps([i.to_dict() for i in issues], indent=2))

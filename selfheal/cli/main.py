@@ -17,6 +17,7 @@ from selfheal import __version__
 
 # name -> (module, attribute, one-line help shown by --help without importing it)
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "agents": ("selfheal.cli.agents_cmd", "agents", "List the agent plug-ins this repository can see."),
     "run": ("selfheal.cli.run_cmd", "run", "Run the agent on a task (or a scenario's task)."),
     "lint": ("selfheal.cli.lint_cmd", "lint", "Validate context, templates and cheatsheet files."),
     "scenarios": ("selfheal.cli.scenarios_cmd", "scenarios", "List the agent's scenarios."),
@@ -72,14 +73,21 @@ class LazyGroup(click.Group):
     envvar="SELFHEAL_CONFIG",
     help="Path to selfheal.yaml.",
 )
+@click.option(
+    "--agent",
+    "agent",
+    default=None,
+    metavar="NAME",
+    help="Agent to work on (overrides selfheal.yaml's agent and SELFHEAL_AGENT).",
+)
 @click.pass_context
-def cli(ctx: click.Context, repo: Path | None, config_path: Path | None) -> None:
+def cli(ctx: click.Context, repo: Path | None, config_path: Path | None, agent: str | None) -> None:
     """selfheal: self-improving LangGraph agents, reviewed in git.
 
     The agent's context and cheatsheet are files in this repository; every run is
     traced locally (and to LangSmith when configured).
     """
-    ctx.obj = {"repo": repo, "config_path": config_path}
+    ctx.obj = {"repo": repo, "config_path": config_path, "agent": agent}
 
 
 def load_cli_settings(ctx: click.Context, **overrides: Any) -> Any:
@@ -87,6 +95,8 @@ def load_cli_settings(ctx: click.Context, **overrides: Any) -> Any:
     from selfheal.config import load_settings
 
     obj = ctx.find_root().obj or {}
+    if obj.get("agent"):
+        overrides = {"agent": obj["agent"], **overrides}
     return load_settings(obj.get("repo"), config_path=obj.get("config_path"), overrides=overrides or None)
 
 

@@ -18,11 +18,11 @@ def scenarios(ctx: click.Context, as_json: bool) -> None:
     from rich.table import Table
 
     from selfheal.cli.render import console
-    from selfheal.domains.base import get_domain
+    from selfheal.agents.registry import get_agent
 
     settings = load_cli_settings(ctx)
-    domain = get_domain(settings.agent)
-    rows = domain.describe_scenarios(settings)
+    agent = get_agent(settings)
+    rows = agent.describe_scenarios(settings)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

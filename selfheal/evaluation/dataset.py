@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -180,8 +181,17 @@ class _ExampleFields(BaseModel):
             raise ValueError(f"id must be a UUID (LangSmith example ids are), got {v!r}") from None
 
 
+#: The example header every example file shares; a file with other keys (besides a plain
+#: example's ``reference``) is a scenario, validated by its agent.
+HEADER_KEYS: frozenset[str] = frozenset(_ExampleFields.model_fields)
+_PLAIN_KEYS = HEADER_KEYS | {"reference"}
+
+#: path of a scenario file -> its number of state checks (raises FileFormatError on a bad file).
+ScenarioValidator = Callable[[Path], int]
+
+
 class _ScenarioExampleFile(_ExampleFields):
-    """The keys of a scenario file this module reads; the domain owns the rest."""
+    """The keys of a scenario file this module reads; the agent owns the rest."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -298,11 +308,22 @@ def load_dataset(settings: Settings, name: str | None = None) -> Dataset:
         known = list_datasets(settings)
         listing = ", ".join(known) if known else f"none under {datasets_root(settings)}"
         raise SelfhealError(f"unknown dataset '{name}' (known: {listing})")
-    return load_dataset_dir(root)
+
+    def validator(agent: str) -> ScenarioValidator:
+        from selfheal.agents.registry import get_agent
+
+        return get_agent(settings, agent).validate_scenario
+
+    return load_dataset_dir(root, validator)
 
 
-def load_dataset_dir(root: Path) -> Dataset:
-    """Load the dataset in directory ``root`` (its dataset.yaml and every example file)."""
+def load_dataset_dir(root: Path, validator: Callable[[str], ScenarioValidator] | None = None) -> Dataset:
+    """Load the dataset in directory ``root`` (its dataset.yaml and every example file).
+
+    ``validator(agent)`` gives the scenario validator of the dataset's agent; it
+    is asked only when the dataset holds a scenario file. Default: the agent
+    installed under that name (entry point).
+    """
     root = Path(root)
     spec_path = root / DATASET_FILE
     raw = read_yaml(spec_path)
@@ -323,25 +344,39 @@ def load_dataset_dir(root: Path) -> Dataset:
                     continue
                 files.append(p)
     examples: list[Example] = []
+    validate_scenario: ScenarioValidator | None = None
+
+    def scenario_checks(path: Path) -> int:
+        nonlocal validate_scenario
+        if validate_scenario is None:
+            if validator is not None:
+                validate_scenario = validator(spec.agent)
+            else:
+                from selfheal.agents.registry import get_agent
+                from selfheal.config import Settings
+
+                validate_scenario = get_agent(Settings(agent=spec.agent)).validate_scenario
+        return validate_scenario(path)
+
     for path in files:
-        examples.extend(_load_example_file(spec.name, path))
+        examples.extend(_load_example_file(spec.name, path, scenario_checks))
     _check_unique(examples)
     return Dataset(spec.name, root, spec, examples, _content_hash(root, [spec_path, *files]))
 
 
-def _load_example_file(dataset: str, path: Path) -> list[Example]:
+def _load_example_file(dataset: str, path: Path, scenario_checks: ScenarioValidator) -> list[Example]:
     raw = read_yaml(path)
     if raw is None or not hasattr(raw, "get"):
         raise FileFormatError(path, 1, "an example file must be a mapping")
-    if "functions" in raw:  # a scenario: the domain opens its environment
+    if "examples" not in raw and set(raw) - _PLAIN_KEYS:  # a scenario: the agent owns the other keys
+        n_checks = scenario_checks(path)
         fields = validate(_ScenarioExampleFile, raw, path)
         if fields.name != path.stem:
             raise FileFormatError(
                 path, line_of(raw, ("name",)), f"scenario name '{fields.name}' must match the file name '{path.stem}'"
             )
-        checks = raw.get("checks") or []
         ex = _example(dataset, fields, path, 1, None, scenario=fields.name)
-        ex.n_checks = len(checks) + (1 if raw.get("unchanged") else 0)
+        ex.n_checks = n_checks
         return [ex]
     if "examples" in raw:
         extra = sorted(set(raw) - {"examples"})

@@ -442,25 +442,23 @@ def _langsmith_experiment(
 
 @contextmanager
 def _environment_kept_warm(settings: Settings) -> Iterator[None]:
-    """Keep the simulated AWS mock started for the whole experiment.
+    """The agent's optional ``prewarm(settings)`` hook, held for the whole experiment.
 
-    moto patches the process once for all open simulated accounts and stops
-    when the last one closes; run one example after another and it would be
-    started and stopped for every example (~80 ms each, a third of selfheal's
-    per-example overhead). An empty account held open for the experiment
-    keeps it started.
+    An agent whose environment is costly to start and stop per example (e.g. a
+    process-wide mock) keeps it started here; agents without the hook run as is.
     """
-    if settings.agent != "lambda_ops" or settings.aws.mode != "simulated":
+    from selfheal.agents.registry import get_agent
+
+    prewarm = getattr(get_agent(settings), "prewarm", None)
+    if prewarm is None:
         yield
         return
-    from selfheal.domains.lambda_ops.aws import SimulatedAccount
-
-    with SimulatedAccount(None, region=settings.aws.region):
+    with prewarm(settings):
         yield
 
 
 def _check_scenarios(settings: Settings, dataset: Dataset, examples: list[Example]) -> None:
-    """The domain opens scenarios by name from the agent's scenarios dir: the files must be those."""
+    """The agent opens scenarios by name from the agent's scenarios dir: the files must be those."""
     if dataset.spec.agent != settings.agent:
         raise SelfhealError(
             f"dataset '{dataset.name}' is for agent '{dataset.spec.agent}', but selfheal.yaml runs '{settings.agent}'"
@@ -471,7 +469,7 @@ def _check_scenarios(settings: Settings, dataset: Dataset, examples: list[Exampl
         expected = settings.scenarios_dir / f"{ex.scenario}.yaml"
         if ex.path.resolve() != expected.resolve():
             raise SelfhealError(
-                f"{ex.path}: scenario examples must live in {settings.scenarios_dir} (the domain opens"
+                f"{ex.path}: scenario examples must live in {settings.scenarios_dir} (the agent opens"
                 f" scenarios by name); move it there or make it a plain example"
             )
 

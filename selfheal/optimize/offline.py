@@ -134,11 +134,11 @@ def select_runs(
 def _references(settings: Settings) -> dict[str, str]:
     """Scenario name -> its ``success:`` text (what the Reflector may use as reference)."""
     try:
-        from selfheal.domains.base import get_domain
+        from selfheal.agents.registry import get_agent
 
         return {
             row["name"]: row.get("success", "")
-            for row in get_domain(settings.agent).describe_scenarios(settings)
+            for row in get_agent(settings).describe_scenarios(settings)
             if row.get("success")
         }
     except Exception as exc:  # a broken scenario file must not block curation of the others
@@ -148,9 +148,9 @@ def _references(settings: Settings) -> dict[str, str]:
 
 def _tool_names(settings: Settings) -> set[str] | None:
     try:
-        from selfheal.domains.base import get_domain
+        from selfheal.agents.registry import get_agent
 
-        return set(get_domain(settings.agent).tool_names()) or None
+        return set(get_agent(settings).tool_names()) or None
     except Exception:  # pragma: no cover - an unknown agent fails earlier, at load
         return None
 

@@ -28,7 +28,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from selfheal.agent.state import RunContext
+    from selfheal.agent.learning import LearningOutcome
+    from selfheal.agent.state import AgentState, RunContext
     from selfheal.optimize.digest import RunDigest
     from selfheal.optimize.reflector import Reflection
 
@@ -64,21 +65,11 @@ def _tool_names(rc: RunContext) -> set[str]:
 
 @contextmanager
 def counter_store(rc: RunContext) -> Iterator[Any]:
-    """The run's counter store (the injected one, or the state dir's, closed afterwards); None if absent."""
-    injected = getattr(rc, "counters", None)
-    if injected is not None:
-        yield injected
-        return
-    try:
-        from selfheal.cheatsheet.counters import CounterStore
-    except ImportError:  # pragma: no cover - counters ship with the package
-        yield None
-        return
-    store = CounterStore.from_settings(rc.settings)
-    try:
+    """The run's counter store (the injected one, or the state dir's, closed afterwards)."""
+    from selfheal.cheatsheet.counters import open_counters
+
+    with open_counters(rc.settings, getattr(rc, "counters", None)) as store:
         yield store
-    finally:
-        store.close()
 
 
 def record_counters(
@@ -238,3 +229,22 @@ def _one_line(exc: BaseException) -> str:
     message = getattr(exc, "message", None)
     text = str(message) if message else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:300]
+
+
+class OnlineLearner:
+    """selfheal's online learner (ACE reflect -> curate -> apply), handed to the graph as its Learner."""
+
+    def count_success(self, rc: RunContext, *, run_id: str, used_entries: list[str], verified: bool) -> list[str]:
+        return record_counters(rc, run_id=run_id, success=True, tags=success_tags(used_entries, verified=verified))
+
+    def learn(self, state: AgentState, rc: RunContext, *, run_id: str, config: Any = None) -> LearningOutcome:
+        from selfheal.agent.learning import LearningOutcome
+        from selfheal.optimize.digest import digest_from_state
+
+        result = learn_from_run(rc, digest_from_state(state, rc, run_id=run_id), config=config)
+        return LearningOutcome(record=result.to_record(), suggestions=result.suggestions())
+
+
+def make_learner() -> OnlineLearner:
+    """The default ``learner_factory`` (``selfheal.optimize.online:make_learner``)."""
+    return OnlineLearner()

@@ -3,6 +3,11 @@
 Templates ship as package data (``selfheal/scaffold/templates``). Nothing that
 exists is overwritten: existing files are reported as kept; CODEOWNERS and
 .gitignore only get the lines they miss.
+
+An agent that is not installed (no ``selfheal.agents`` entry point of that
+name) gets a runnable starter: ``<agent>_agent.py`` at the repository root (a
+plug-in with real LangChain tools and a verifier), referenced as
+``agent_factory`` in selfheal.yaml, and two scenario files for its dataset.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class ScaffoldReport:
     created: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)      # existed already, left byte-identical
     appended: list[str] = field(default_factory=list)  # CODEOWNERS / .gitignore lines added
+    notes: list[str] = field(default_factory=list)     # what the user still has to do by hand
 
 
 def template(name: str) -> str:
@@ -32,13 +38,39 @@ def template(name: str) -> str:
     return resources.files("selfheal.scaffold").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def _plan(agent: str) -> list[tuple[str, str]]:
-    """(repo-relative path, content) of every file init creates when missing."""
-    def t(name: str) -> str:
-        return template(name).replace(AGENT_PLACEHOLDER, agent)
+def starter_module(agent: str) -> str:
+    """The starter plug-in's module name: ``support-bot`` -> ``support_bot_agent``."""
+    return agent.replace("-", "_") + "_agent"
 
+
+def _installed(agent: str) -> bool:
+    from selfheal.agents.registry import entry_point_sources
+
+    return agent in entry_point_sources()
+
+
+def _configured_agent(root: Path) -> str | None:
+    """The agent an existing selfheal.yaml names (None without one, or when it cannot be read)."""
+    from selfheal.yamlio import read_yaml
+
+    try:
+        raw = read_yaml(root / "selfheal.yaml")
+    except Exception:
+        return None
+    agent = raw.get("agent") if hasattr(raw, "get") else None
+    return str(agent) if agent else None
+
+
+def _plan(agent: str, *, starter: bool, cheatsheet: str = "cheatsheet") -> list[tuple[str, str]]:
+    """(repo-relative path, content) of every file init creates when missing."""
+    module = starter_module(agent)
+
+    def t(name: str) -> str:
+        return template(name).replace(AGENT_PLACEHOLDER, agent).replace("__MODULE__", module)
+
+    factory = f"agent_factory: {module}:make_agent   # the starter plug-in in {module}.py\n" if starter else ""
     files = [
-        ("selfheal.yaml", t("selfheal.yaml")),
+        ("selfheal.yaml", t("selfheal.yaml").replace("__AGENT_FACTORY__", factory)),
         (f"prompts/{agent}/context.yaml", t("context.yaml")),
         (f"prompts/{agent}/system.md.j2", t("system.md.j2")),
         (f"evals/{agent}/dataset.yaml", t("dataset.yaml")),
@@ -46,8 +78,12 @@ def _plan(agent: str) -> list[tuple[str, str]]:
         (".github/workflows/selfheal-eval.yml", t("selfheal-eval.yml")),
         (".github/workflows/selfheal-optimize.yml", t("selfheal-optimize.yml")),
     ]
-    files += [(f"cheatsheet/{section}/.gitkeep", "") for section in SECTIONS]
-    files.append((f"cheatsheet/heuristics/{EXAMPLE_ENTRY}", t(EXAMPLE_ENTRY)))
+    files += [(f"{cheatsheet}/{section}/.gitkeep", "") for section in SECTIONS]
+    files.append((f"{cheatsheet}/heuristics/{EXAMPLE_ENTRY}", t(EXAMPLE_ENTRY)))
+    if starter:
+        files.append((f"{module}.py", t("agent.py.tmpl")))
+        files.append((f"evals/{agent}/scenarios/refund-order-123.yaml", t("scenario-1.yaml")))
+        files.append((f"evals/{agent}/scenarios/cancel-order-77.yaml", t("scenario-2.yaml")))
     return files
 
 
@@ -87,7 +123,11 @@ def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: boo
             "(--force-missing-only adds only the files that are missing)"
         )
     report = ScaffoldReport()
-    for rel, content in _plan(agent):
+    starter = not _installed(agent)
+    existing = _configured_agent(root) if (root / "selfheal.yaml").exists() else None
+    # A second agent in a repository set up already gets its own cheatsheet/<agent>/.
+    cheatsheet = f"cheatsheet/{agent}" if existing and existing != agent else "cheatsheet"
+    for rel, content in _plan(agent, starter=starter, cheatsheet=cheatsheet):
         path = root / rel
         if path.exists():
             report.kept.append(rel)
@@ -101,6 +141,15 @@ def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: boo
         (report.appended if existed else report.created).append(owners.relative_to(root).as_posix())
     else:
         report.kept.append(owners.relative_to(root).as_posix())
+    if existing and existing != agent:
+        run = f"selfheal --agent {agent} run"
+        if starter:
+            report.notes.append(
+                f"selfheal.yaml runs '{existing}': add `agent_factory: {{{agent}: {starter_module(agent)}:make_agent}}`"
+                f" (keep {existing}'s own) and use `{run} ...`"
+            )
+        else:
+            report.notes.append(f"selfheal.yaml runs '{existing}': use `{run} ...` for {agent}")
     ignore = root / ".gitignore"
     existed = ignore.exists()
     if _append_lines(ignore, [".selfheal/"], "# selfheal: local traces, caches, state and PR bodies"):

@@ -45,7 +45,7 @@ from selfheal.tracing.writer import BackgroundWriter
 
 if TYPE_CHECKING:
     from selfheal.config import Settings
-    from selfheal.tracing.redact import Redactor
+    from selfheal.redact import Redactor
 
 Since = datetime | timedelta
 
@@ -249,7 +249,7 @@ class LocalTraceStore:
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalTraceStore:
         """The store configured by ``tracing.store`` in selfheal.yaml (redacting unless disabled)."""
-        from selfheal.tracing.redact import make_redactor
+        from selfheal.redact import make_redactor
 
         redactor = make_redactor(settings) if settings.tracing.redact else None
         return cls(settings.trace_store_path, redactor=redactor)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from selfheal.domains.lambda_ops.tools import TOOL_NAMES
+from lambda_ops.tools import TOOL_NAMES
 
 ALLOWED_TOOLS = frozenset(TOOL_NAMES)
 

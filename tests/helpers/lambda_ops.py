@@ -9,9 +9,9 @@ from typing import Any
 
 from langchain_core.messages import ToolMessage
 
-from selfheal.domains.lambda_ops.aws import SimulatedAccount
-from selfheal.domains.lambda_ops.scenario import Scenario, load_scenario
-from selfheal.domains.lambda_ops.tools import build_tools
+from lambda_ops.aws import SimulatedAccount
+from lambda_ops.scenario import Scenario, load_scenario
+from lambda_ops.tools import build_tools
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS_DIR = REPO / "evals" / "lambda_ops" / "scenarios"

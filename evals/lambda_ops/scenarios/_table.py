@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from selfheal.domains.lambda_ops.scenario import Scenario, list_scenarios, load_scenario
+from lambda_ops.scenario import Scenario, list_scenarios, load_scenario
 from selfheal.yamlio import atomic_write_text
 
 HERE = Path(__file__).resolve().parent

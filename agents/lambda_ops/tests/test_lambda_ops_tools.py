@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from helpers.lambda_ops import Toolbox, simulated
 
-from selfheal.domains.lambda_ops.aws import SimulatedAccount
-from selfheal.domains.lambda_ops.generators import log_lines, metric_points
-from selfheal.domains.lambda_ops.scenario import Scenario
-from selfheal.domains.lambda_ops.state import read_function_state
-from selfheal.domains.lambda_ops.tools import TOOL_NAMES, build_tools
+from lambda_ops.aws import SimulatedAccount
+from lambda_ops.generators import log_lines, metric_points
+from lambda_ops.scenario import Scenario
+from lambda_ops.state import read_function_state
+from lambda_ops.tools import TOOL_NAMES, build_tools
 
 SPEC: dict[str, Any] = {
     "name": "tooltest",
@@ -323,7 +323,7 @@ def test_unsupported_operations_degrade_to_a_clear_tool_error() -> None:
     import boto3
     from moto import mock_aws
 
-    from selfheal.domains.lambda_ops.aws import AwsClients
+    from lambda_ops.aws import AwsClients
 
     with mock_aws():
         session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1")
@@ -338,7 +338,7 @@ def test_unsupported_operations_degrade_to_a_clear_tool_error() -> None:
 
 def test_log_search_bounds_its_pages_on_busy_groups() -> None:
     """A broad pattern over a busy group stops after a page budget and says so."""
-    from selfheal.domains.lambda_ops import logsearch
+    from lambda_ops import logsearch
 
     class BusyLogs:
         calls = 0

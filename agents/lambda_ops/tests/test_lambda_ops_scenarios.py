@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from helpers.lambda_ops import PLAYBOOK, SCENARIOS_DIR, scenario, simulated
 
-from selfheal.domains.lambda_ops.checks import verify
-from selfheal.domains.lambda_ops.scenario import TASK_TYPES, list_scenarios
+from lambda_ops.checks import verify
+from lambda_ops.scenario import TASK_TYPES, list_scenarios
 
 
 def test_there_is_a_scenario_per_task_type() -> None:

@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from selfheal.domains.lambda_ops.scenario import (
+from lambda_ops.scenario import (
     FunctionSpec,
     LogEventSpec,
     LogSpec,

@@ -8,25 +8,28 @@ account's final state — only where a scenario says what success is.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from selfheal.domains.base import Verdict
-from selfheal.domains.lambda_ops import scenario as scenarios
-from selfheal.domains.lambda_ops.aws import AwsClients, SimulatedAccount, real_clients
-from selfheal.domains.lambda_ops.checks import verify
-from selfheal.domains.lambda_ops.classify import classify_task
-from selfheal.domains.lambda_ops.scenario import Scenario
-from selfheal.domains.lambda_ops.state import read_function_state
-from selfheal.domains.lambda_ops.tools import TOOL_NAMES, build_tools
-from selfheal.errors import ScenarioError
+from selfheal import Verdict
+from lambda_ops import scenario as scenarios
+from lambda_ops.aws import AwsClients, SimulatedAccount, real_clients
+from lambda_ops.checks import verify
+from lambda_ops.classify import classify_task
+from lambda_ops.scenario import Scenario
+from lambda_ops.state import read_function_state
+from lambda_ops.tools import TOOL_NAMES, build_tools
+from selfheal.errors import FileFormatError, ScenarioError
+from selfheal.yamlio import line_of, read_yaml
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
 
-    from selfheal.config import Settings
+    from selfheal import Settings
 
 
 class LambdaOpsSession:
@@ -57,8 +60,11 @@ class LambdaOpsSession:
         """The environment's current time: frozen for a simulated account (same on every replay)."""
         return self.clients.clock()
 
-    def verify(self) -> Verdict:
-        """Checks of the scenario on the account's current state; passed=None without a scenario."""
+    def verify(self, answer: str = "") -> Verdict:
+        """Checks of the scenario on the account's current state; passed=None without a scenario.
+
+        ``answer`` (the agent's final answer) is not used: the account's state is the evidence.
+        """
         if self.scenario_spec is None:
             return Verdict(None, [], f"no scenario: nothing to verify ({self.mode} account)")
         return verify(self.scenario_spec, self.clients)
@@ -84,7 +90,7 @@ class LambdaOpsSession:
 
 
 class LambdaOpsDomain:
-    """The reference operational domain (see selfheal.domains.base.Domain)."""
+    """The reference operational domain (a selfheal AgentPlugin)."""
 
     name = "lambda_ops"
 
@@ -146,3 +152,47 @@ class LambdaOpsDomain:
 
     def scenario_dir(self, settings: Settings) -> Path:
         return settings.scenarios_dir
+
+    def validate_scenario(self, path: Path) -> int:
+        """Validate a scenario file (the keys beyond selfheal's example header are ours).
+
+        Returns the number of state checks (each ``checks:`` item, plus one for
+        ``unchanged:``). A file with keys a scenario does not have and no
+        ``functions:`` is reported at its first unknown key.
+        """
+        path = Path(path)
+        raw = read_yaml(path)
+        if hasattr(raw, "get") and "functions" not in raw:
+            unknown = [k for k in raw if k not in scenarios.Scenario.model_fields and k != "reference"]
+            if unknown:
+                raise FileFormatError(
+                    path,
+                    line_of(raw, (unknown[0],)),
+                    f"unknown key '{unknown[0]}' (a lambda_ops scenario declares functions:)",
+                )
+        try:
+            spec = scenarios.load_scenario(path)
+        except FileFormatError:
+            raise
+        except ScenarioError as exc:
+            raise FileFormatError(path, None, exc.message) from None
+        return len(spec.checks) + (1 if spec.unchanged else 0)
+
+    @contextmanager
+    def prewarm(self, settings: Settings) -> Iterator[None]:
+        """Keep the simulated AWS mock started for a whole experiment.
+
+        moto patches the process once for all open simulated accounts and stops
+        when the last one closes; run one example after another and it would be
+        started and stopped for every example (~80 ms each, a third of selfheal's
+        per-example overhead). An empty account held open keeps it started.
+        """
+        if settings.aws.mode != "simulated":
+            yield
+            return
+        with SimulatedAccount(None, region=settings.aws.region):
+            yield
+
+
+#: The plug-in's public name (the class is the reference implementation of selfheal's AgentPlugin).
+LambdaOpsAgent = LambdaOpsDomain

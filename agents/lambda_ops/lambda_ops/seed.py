@@ -22,14 +22,14 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from selfheal.domains.lambda_ops.clock import lambda_time
-from selfheal.domains.lambda_ops.generators import deploy_hours, log_lines, metric_points
-from selfheal.domains.lambda_ops.metrics import TARGETS
+from lambda_ops.clock import lambda_time
+from lambda_ops.generators import deploy_hours, log_lines, metric_points
+from lambda_ops.metrics import TARGETS
 from selfheal.errors import ScenarioError
 
 if TYPE_CHECKING:
-    from selfheal.domains.lambda_ops.aws import SimulatedAccount
-    from selfheal.domains.lambda_ops.scenario import FunctionSpec, Scenario
+    from lambda_ops.aws import SimulatedAccount
+    from lambda_ops.scenario import FunctionSpec, Scenario
 
 ROLE_NAME = "selfheal-lambda-exec"
 DEFAULT_AGE_HOURS = 720.0  # a function nobody touched for a month

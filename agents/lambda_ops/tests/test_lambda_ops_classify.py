@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selfheal.domains.lambda_ops.classify import classify_task
+from lambda_ops.classify import classify_task
 
 
 @pytest.mark.parametrize(

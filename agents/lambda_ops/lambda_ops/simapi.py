@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-from selfheal.domains.lambda_ops.clock import Clock, lambda_time, wall_clock
+from lambda_ops.clock import Clock, lambda_time, wall_clock
 
 _PARAMS = "selfheal_sim_params"
 MIN_UNRESERVED = 100

@@ -12,10 +12,10 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from selfheal.domains.base import CheckResult, Verdict
-from selfheal.domains.lambda_ops.aws import AwsClients
-from selfheal.domains.lambda_ops.scenario import CheckSpec, FunctionSpec, Scenario
-from selfheal.domains.lambda_ops.state import field_value, read_function_state
+from selfheal import CheckResult, Verdict
+from lambda_ops.aws import AwsClients
+from lambda_ops.scenario import CheckSpec, FunctionSpec, Scenario
+from lambda_ops.state import field_value, read_function_state
 
 _OPS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
     "eq": ("==", operator.eq),

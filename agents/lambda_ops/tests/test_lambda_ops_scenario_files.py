@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from helpers.lambda_ops import SCENARIOS_DIR
 
-from selfheal.domains.lambda_ops.generators import log_lines, metric_points
-from selfheal.domains.lambda_ops.scenario import list_scenarios, load_scenario, scenario_path
+from lambda_ops.generators import log_lines, metric_points
+from lambda_ops.scenario import list_scenarios, load_scenario, scenario_path
 from selfheal.errors import FileFormatError, ScenarioError
 
 GOOD = """\

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from selfheal.domains.lambda_ops import logsearch
+from lambda_ops import logsearch
 
 MAX_POINTS_PER_CALL = 1440  # GetMetricStatistics limit
 REPORT_PAGES_PER_DAY = 3  # peak memory needs a sample of REPORT lines, not all of them

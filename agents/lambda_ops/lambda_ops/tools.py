@@ -18,16 +18,16 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator
 
-from selfheal.domains.lambda_ops import logsearch
-from selfheal.domains.lambda_ops.aws import AwsClients
-from selfheal.domains.lambda_ops.metrics import (
+from lambda_ops import logsearch
+from lambda_ops.aws import AwsClients
+from lambda_ops.metrics import (
     TARGETS,
     fetch_series,
     memory_from_reports,
     summarize,
     window,
 )
-from selfheal.domains.lambda_ops.scenario import MetricName
+from lambda_ops.scenario import MetricName
 
 DEFAULT_METRICS: list[str] = ["Duration", "Errors", "Invocations", "Throttles"]
 MAX_LISTED = 50

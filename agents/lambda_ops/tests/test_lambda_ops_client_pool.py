@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from helpers.lambda_ops import scenario
 
-from selfheal.domains.lambda_ops.aws import SimulatedAccount
+from lambda_ops.aws import SimulatedAccount
 
 
 def _names(account: SimulatedAccount) -> set[str]:

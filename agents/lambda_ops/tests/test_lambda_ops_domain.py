@@ -9,9 +9,9 @@ import pytest
 from helpers.lambda_ops import REPO, scenario
 
 from selfheal.config import Settings, load_settings
-from selfheal.domains.base import DomainSession, get_domain
-from selfheal.domains.lambda_ops import aws
-from selfheal.domains.lambda_ops.aws import SimulatedAccount, real_clients
+from selfheal import AgentSession, Settings, get_agent
+from lambda_ops import aws
+from lambda_ops.aws import SimulatedAccount, real_clients
 from selfheal.errors import ConfigError, ScenarioError
 
 
@@ -23,11 +23,11 @@ def settings(tmp_path: Path, **aws_over: object) -> Settings:
 
 
 def test_open_a_scenario_session(tmp_path: Path) -> None:
-    domain = get_domain("lambda_ops")
+    domain = get_agent(Settings())
     s = settings(tmp_path)
     assert "lambda_timeout" in domain.list_scenarios(s)
     with domain.open(s, task=None, scenario="lambda_timeout") as session:  # type: ignore[attr-defined]
-        assert isinstance(session, DomainSession)
+        assert isinstance(session, AgentSession)
         assert session.scenario == "lambda_timeout" and session.task_type == "lambda_timeout"
         assert session.task == scenario("lambda_timeout").task
         assert len(session.tools) == 12
@@ -43,7 +43,7 @@ def test_open_a_scenario_session(tmp_path: Path) -> None:
 
 
 def test_a_task_without_scenario_gets_an_empty_account_and_no_verdict(tmp_path: Path) -> None:
-    domain = get_domain("lambda_ops")
+    domain = get_agent(Settings())
     session = domain.open(settings(tmp_path), task="orders-api is throttled, please fix", scenario=None)
     try:
         assert session.task_type == "lambda_throttling" and session.scenario is None
@@ -56,7 +56,7 @@ def test_a_task_without_scenario_gets_an_empty_account_and_no_verdict(tmp_path: 
 
 
 def test_nothing_to_do_and_unknown_scenarios_are_user_errors(tmp_path: Path) -> None:
-    domain = get_domain("lambda_ops")
+    domain = get_agent(Settings())
     with pytest.raises(ScenarioError, match="give a task or a scenario"):
         domain.open(settings(tmp_path), task=None, scenario=None)
     with pytest.raises(ScenarioError, match=r"unknown scenario 'lambda_nope' \(known: .*lambda_timeout"):
@@ -84,7 +84,7 @@ def test_simulated_accounts_are_isolated_and_leave_no_trace() -> None:
 
 
 def test_seeding_failures_are_scenario_errors_and_release_moto(monkeypatch: pytest.MonkeyPatch) -> None:
-    from selfheal.domains.lambda_ops import seed
+    from lambda_ops import seed
 
     def boom(*_: object) -> None:
         raise RuntimeError("disk full")
@@ -97,7 +97,7 @@ def test_seeding_failures_are_scenario_errors_and_release_moto(monkeypatch: pyte
 
 def test_real_mode_uses_real_clients_and_does_not_judge_without_a_scenario(tmp_path: Path) -> None:
     s = settings(tmp_path, mode="real", region="eu-west-1")
-    session = get_domain("lambda_ops").open(s, task="why is checkout-api slow?", scenario=None)
+    session = get_agent(Settings()).open(s, task="why is checkout-api slow?", scenario=None)
     try:
         assert session.clients.region == "eu-west-1"  # type: ignore[attr-defined]
         assert session.clients.lambda_.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
@@ -120,7 +120,7 @@ def test_scenarios_can_be_opened_concurrently() -> None:
         spec = scenario(name)
         with SimulatedAccount(spec) as acct:
             names = sorted(f["FunctionName"] for f in acct.clients.lambda_.list_functions()["Functions"])
-            from selfheal.domains.lambda_ops.checks import verify
+            from lambda_ops.checks import verify
 
             return name, names, verify(spec, acct.clients).passed
 
@@ -135,7 +135,7 @@ def test_scenarios_can_be_opened_concurrently() -> None:
 
 
 def test_scenario_listing_and_tool_names_need_no_environment(tmp_path: Path) -> None:
-    domain = get_domain("lambda_ops")
+    domain = get_agent(Settings())
     rows = domain.describe_scenarios(settings(tmp_path))  # type: ignore[attr-defined]
     by_name = {r["name"]: r for r in rows}
     assert by_name["lambda_errors"]["task_type"] == "lambda_errors"

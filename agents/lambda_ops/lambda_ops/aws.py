@@ -28,13 +28,13 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
-from selfheal.domains.lambda_ops.clock import SIMULATED_NOW, Clock, frozen_clock, lambda_time, wall_clock
-from selfheal.domains.lambda_ops.simapi import SimulatedApis, install_simulated_apis
+from lambda_ops.clock import SIMULATED_NOW, Clock, frozen_clock, lambda_time, wall_clock
+from lambda_ops.simapi import SimulatedApis, install_simulated_apis
 from selfheal.errors import ConfigError, ScenarioError
 
 if TYPE_CHECKING:
-    from selfheal.config import Settings
-    from selfheal.domains.lambda_ops.scenario import Scenario
+    from selfheal import Settings
+    from lambda_ops.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ class SimulatedAccount:
                 self.client("lambda"), self.client("cloudwatch"), self.client("logs"), self.region, self.clock
             )
             if self.scenario is not None:
-                from selfheal.domains.lambda_ops.seed import seed_account
+                from lambda_ops.seed import seed_account
 
                 seed_account(self.scenario, self, self.now)
             self.seed_seconds = time.perf_counter() - t0
