@@ -80,8 +80,8 @@ CONVENTIONS: tuple[Convention, ...] = (
         "refunds-net",
         "Revenue is net: order_items value of the period's orders minus the refunds made on those orders "
         "(refunds count in the period of the order, whenever they were paid out).",
-        "SUM(oi.qty * oi.price) - (refunds of the same orders, aliased rf_total)",
-        ((r"-\s*rf_total\b", "- 0"),),
+        "SUM(oi.qty * oi.price) - COALESCE(rf_total, 0)  -- rf_total: SUM(refunds.amount) of the same orders",
+        ((r"-\s*COALESCE\((?:\w+\.)?rf_total, 0\)", "- 0"),),
     ),
     Convention(
         "customer-erased",

@@ -133,6 +133,15 @@ def _rand_time(rng: random.Random, lo: datetime = START, hi: datetime = END) -> 
     return lo + timedelta(seconds=rng.randrange(int((hi - lo).total_seconds())))
 
 
+def _evening(rng: random.Random, t: datetime, share: float, lo: datetime = START, hi: datetime = END) -> datetime:
+    """With probability ``share``, move ``t`` to the evening (19:00-23:59 local, UTC-5) of its local day."""
+    if rng.random() >= share:
+        return t
+    day = (t - timedelta(hours=5)).replace(hour=0, minute=0, second=0)
+    moved = day + timedelta(hours=5 + rng.randrange(19, 24), seconds=rng.randrange(3600))
+    return moved if lo <= moved < hi else t
+
+
 def generate(rng: random.Random) -> dict[str, list[tuple]]:
     out: dict[str, list[tuple]] = {t: [] for t in TABLES}
     out["regions"] = list(REGIONS)
@@ -159,7 +168,7 @@ def generate(rng: random.Random) -> dict[str, list[tuple]]:
     for cid in range(1, 8091):
         internal = cid > 8000
         region_id = rng.choices([1, 2, 3, 4, 5, 6], weights=[22, 18, 20, 17, 15, 8])[0]
-        created = _rand_time(rng, datetime(2022, 6, 1), END - timedelta(days=3))
+        created = _evening(rng, _rand_time(rng, datetime(2022, 6, 1), END - timedelta(days=3)), 0.5)
         if internal:
             test_ids.append(cid)
             email = f"qa{cid - 8000:03d}@{INTERNAL_DOMAIN}"
@@ -196,11 +205,11 @@ def generate(rng: random.Random) -> dict[str, list[tuple]]:
     cust_rep = {c[0]: c[6] for c in custs}
     order_specs = []
     for _ in range(30000):
-        cid = rng.choice(real_ids) if rng.random() > 0.08 else rng.choice(test_ids)
+        cid = rng.choice(real_ids) if rng.random() > 0.09 else rng.choice(test_ids[:60])
         lo = max(START, cust_created[cid])
         if lo >= END - timedelta(hours=1):
             lo = START
-        order_specs.append((_rand_time(rng, lo, END), cid))
+        order_specs.append((_evening(rng, _rand_time(rng, lo, END), 0.5, lo), cid))
     order_specs.sort()
     test_set = frozenset(test_ids)
     oid = iid = 0
@@ -227,7 +236,7 @@ def generate(rng: random.Random) -> dict[str, list[tuple]]:
             pays.append((len(pays) + 1, oid, _ts(paid), total, rng.choices(["card", "invoice", "paypal"], weights=[60, 25, 15])[0]))
         if status == 4 and rng.random() < 0.07:
             amount = total if rng.random() < 0.5 else max(100, int(total * rng.choice([0.1, 0.25, 0.5])))
-            when = created + timedelta(days=rng.randrange(2, 45), seconds=rng.randrange(86400))
+            when = _evening(rng, created + timedelta(days=rng.randrange(2, 45)), 1.0, created, END + timedelta(days=60))
             refs.append((len(refs) + 1, oid, _ts(when), amount,
                          rng.choice(["damaged", "late", "wrong item", "goodwill", "duplicate charge"])))
     # the re-import: a copy of 5% of the orders (and their items) under load 17, new ids
@@ -250,7 +259,7 @@ def generate(rng: random.Random) -> dict[str, list[tuple]]:
         plan = rng.choices(list(PLANS), weights=[50, 35, 15])[0]
         term = rng.choices([1, 12], weights=[70, 30])[0]
         amount = PLANS[plan] * (10 if term == 12 else 1)
-        started = _rand_time(rng, max(START, cust_created[cid]), END - timedelta(days=1))
+        started = _evening(rng, _rand_time(rng, max(START, cust_created[cid]), END - timedelta(days=1)), 0.5)
         r = rng.random()
         ended = None
         if r < 0.55:
