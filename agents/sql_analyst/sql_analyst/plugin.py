@@ -22,7 +22,8 @@ from sql_analyst.tools import TOOL_NAMES, SqlDatabase
 
 CHECK = "result matches gold"
 #: Environment variable naming the folder of the built database (default: $XDG_CACHE_HOME/selfheal/sql_analyst).
-CACHE_ENV = "SELFHEAL_SQL_ANALYST_CACHE"
+#: Not SELFHEAL_*: selfheal reads every SELFHEAL_* variable as one of its own settings.
+CACHE_ENV = "SQL_ANALYST_CACHE_DIR"
 
 # task type -> keyword patterns (word prefixes; the first family with a hit wins, in this order)
 _KEYWORDS: tuple[tuple[str, str], ...] = (

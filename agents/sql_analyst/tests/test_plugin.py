@@ -169,3 +169,13 @@ def test_seed_context_renders_fixed_part_first() -> None:
     assert "q1" not in a and "revenue" not in fixed.lower()
     for conv in BY_ID.values():  # the seed teaches no convention
         assert conv.sql not in a.replace("o.status <> 3", "")
+
+
+def test_database_location(tmp_path: Path, monkeypatch) -> None:
+    from sql_analyst.plugin import CACHE_ENV
+
+    assert not CACHE_ENV.startswith("SELFHEAL_")  # selfheal would reject it as an unknown setting
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "env-cache"))
+    monkeypatch.setattr("sql_analyst.plugin.database_path", lambda folder, seed: folder / "db.sqlite")
+    assert make_agent().database() == tmp_path / "env-cache" / "db.sqlite"
+    assert make_agent(cache_dir=tmp_path / "x").database() == tmp_path / "x" / "db.sqlite"
