@@ -25,6 +25,7 @@ from langchain_core.tools import BaseTool, StructuredTool
 SHOWN_ROWS = 50
 MAX_RECORDED_ROWS = 100_000
 TIME_LIMIT_S = 5.0
+MAX_VALUE_BYTES = 10_000_000
 TOOL_NAMES = ["list_tables", "describe_table", "run_sql"]
 
 _ALLOWED = {sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
@@ -50,6 +51,8 @@ class SqlDatabase:
     def __post_init__(self) -> None:
         uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
         self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        # no value (string/blob) above 10 MB: `SELECT randomblob(1e9)` must not take the machine's memory
+        self._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         self._lock = threading.Lock()
         self._deadline = 0.0
         self._denied: list[str] = []
@@ -58,13 +61,6 @@ class SqlDatabase:
         self._conn.close()
 
     # -- internal metadata (no authorizer: our own statements) ------------------
-    def table_names(self) -> list[str]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            ).fetchall()
-        return [r[0] for r in rows]
-
     def list_tables(self) -> str:
         out = []
         with self._lock:

@@ -26,6 +26,8 @@ HOSTILE = [
     "REPLACE INTO regions VALUES (1, 'X', 'X')",
     "ALTER TABLE orders ADD COLUMN x",
     "BEGIN IMMEDIATE",
+    "SELECT randomblob(1000000000)",
+    "SELECT length(zeroblob(2000000000))",
 ]
 
 
