@@ -75,6 +75,8 @@ WORDS = ["Acme", "Blue", "Cedar", "Delta", "Echo", "Falcon", "Granite", "Harbor"
 SUFFIX = ["Labs", "Foods", "Studio", "Logistics", "Health", "Retail", "Works", "Partners", "Systems", "Goods"]
 DOMAINS = ["mail.com", "corp.net", "example.com", "biz.org", "shop.co"]
 CATEGORIES = ["Hardware", "Accessories", "Software", "Services", "Supplies"]
+ITEM_NOUN = {"Hardware": "Device", "Accessories": "Accessory", "Software": "License", "Services": "Service",
+             "Supplies": "Supply Pack"}
 PLANS = {"basic": 2900, "pro": 7900, "team": 19900}  # monthly price in cents; yearly terms pay 10 months
 
 
@@ -194,7 +196,7 @@ def generate(rng: random.Random) -> dict[str, list[tuple]]:
         base = {"Hardware": (4000, 90000), "Accessories": (500, 6000), "Software": (2000, 40000),
                 "Services": (10000, 150000), "Supplies": (300, 3000)}[cat]
         price = rng.randrange(base[0] // 100, base[1] // 100) * 100 - rng.choice([0, 1, 5, 51])
-        prods.append((pid, f"{cat[:3].upper()}-{pid:04d}", f"{rng.choice(WORDS)} {cat[:-1] if cat.endswith('s') else cat} {pid}",
+        prods.append((pid, f"{cat[:3].upper()}-{pid:04d}", f"{rng.choice(WORDS)} {ITEM_NOUN[cat]} {pid}",
                       cat, price, (date(2021, 6, 1) + timedelta(days=rng.randrange(900))).isoformat()))
     price_of = {p[0]: p[4] for p in prods}
     weights = [rng.paretovariate(1.2) for _ in prods]

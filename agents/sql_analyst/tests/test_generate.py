@@ -40,21 +40,34 @@ def test_cache_is_keyed_by_source_and_seed_and_reused(cache_dir: Path, db_path: 
 
 
 def test_concurrent_openers_see_a_whole_database(tmp_path: Path, monkeypatch) -> None:
-    built: list[Path] = []
-    real_build = generate.build
+    """Two builders race: each writes its own temp file and renames it; nobody sees a partial file."""
+    seen_partial: list[bool] = []
 
     def slow_build(path: Path, seed: int = generate.DEFAULT_SEED) -> None:
-        real_build(path, seed)
-        built.append(path)
+        conn = sqlite3.connect(path)
+        conn.execute("CREATE TABLE regions (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.commit()
+        time.sleep(0.3)  # the other thread looks while this one is half done
+        conn.executemany("INSERT INTO regions VALUES (?, ?)", [(i, f"r{i}") for i in range(100)])
+        conn.commit()
+        conn.close()
 
     monkeypatch.setattr(generate, "build", slow_build)
     found: list[Path] = []
-    threads = [threading.Thread(target=lambda: found.append(database_path(tmp_path))) for _ in range(2)]
+
+    def open_it() -> None:
+        path = database_path(tmp_path)
+        found.append(path)
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        seen_partial.append(conn.execute("SELECT COUNT(*) FROM regions").fetchone()[0] != 100)
+        conn.close()
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
     for t in threads:
         t.start()
+        time.sleep(0.1)
     for t in threads:
         t.join()
-    assert len(set(found)) == 1
-    conn = sqlite3.connect(f"{found[0].as_uri()}?mode=ro", uri=True)
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert len(found) == 3 and len(set(found)) == 1
+    assert seen_partial == [False, False, False]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".building-")]
