@@ -150,8 +150,12 @@ def generate(rng: random.Random) -> dict[str, list[tuple]]:
 
     # employees: 60, the first 6 are regional sales managers
     emps = out["employees"]
+    taken: set[str] = set()
     for i in range(1, 61):
         first, last = rng.choice(FIRST), rng.choice(LAST)
+        while f"{first} {last}" in taken:  # names are unique (without drawing again: same random stream)
+            last = LAST[(LAST.index(last) + 1) % len(LAST)]
+        taken.add(f"{first} {last}")
         region = (i - 1) % 6 + 1
         title = "Sales Manager" if i <= 6 else rng.choice(["Account Executive"] * 4 + ["Support Engineer", "Analyst"])
         hired = date(2019, 1, 1) + timedelta(days=rng.randrange(2200))

@@ -27,6 +27,9 @@ def test_size_of_the_company(db_path: Path) -> None:
     counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
     assert all(n > 0 for n in counts.values())
     assert sum(counts.values()) >= 100_000, counts
+    for table, column in [("employees", "full_name"), ("customers", "name"), ("products", "name"), ("regions", "name")]:
+        dupes = conn.execute(f"SELECT COUNT(*) - COUNT(DISTINCT {column}) FROM {table}").fetchone()[0]
+        assert dupes == 0, f"answers list {table}.{column}: it must name one row"
     ddl = " ".join(r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"))
     assert "--" not in ddl and "/*" not in ddl and "cents" not in ddl.lower()  # nothing gives a convention away
 
