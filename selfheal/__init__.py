@@ -17,7 +17,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from selfheal.domains.base import CheckResult, Verdict  # noqa: F401  (public API)
 
 __version__ = "0.1.0"
 
