@@ -6,6 +6,7 @@ and ``selfheal --help`` stay fast::
 
     from selfheal import AgentPlugin, AgentSession, Verdict, CheckResult   # write a plug-in
     from selfheal import load_settings, get_agent, run_task, evaluate      # drive selfheal
+    from selfheal import wrap_graph, prepare_context, context_node         # keep your own graph
 
 Besides these names, :mod:`selfheal.errors` (the error types) and
 :mod:`selfheal.yamlio` (YAML reading with line numbers and pydantic validation
@@ -32,6 +33,10 @@ _EXPORTS: dict[str, str] = {
     "run_task": "selfheal.agent.runner",
     "RunOutcome": "selfheal.agent.runner",
     "evaluate": "selfheal.evaluation.evaluate",
+    "wrap_graph": "selfheal.agents.wrapped",
+    "prepare_context": "selfheal.agent.prepare",
+    "context_node": "selfheal.agent.prepare",
+    "PreparedContext": "selfheal.agent.prepare",
     "SelfhealError": "selfheal.errors",
     "ConfigError": "selfheal.errors",
     "ModelError": "selfheal.errors",
@@ -48,6 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from selfheal.config import Settings, load_settings
     from selfheal.errors import ConfigError, FileFormatError, ModelError, ScenarioError, SelfhealError
     from selfheal.evaluation.evaluate import evaluate
+    from selfheal.agent.prepare import PreparedContext, context_node, prepare_context
+    from selfheal.agents.wrapped import wrap_graph
 
 
 def __getattr__(name: str) -> Any:

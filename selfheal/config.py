@@ -305,9 +305,9 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def find_root(start: Path | None = None) -> Path:
+def find_root(start: Path | str | None = None) -> Path:
     """The nearest directory (upwards) holding selfheal.yaml, else ``start``."""
-    here = (start or Path.cwd()).resolve()
+    here = (Path(start) if start is not None else Path.cwd()).resolve()
     for d in (here, *here.parents):
         if (d / CONFIG_FILENAME).is_file():
             return d
@@ -315,9 +315,9 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def load_settings(
-    root: Path | None = None,
+    root: Path | str | None = None,
     *,
-    config_path: Path | None = None,
+    config_path: Path | str | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
@@ -329,7 +329,7 @@ def load_settings(
         config_path = Path(env["SELFHEAL_CONFIG"])
     if config_path is not None:
         config_path = Path(config_path)
-        root = root or config_path.resolve().parent
+        root = Path(root) if root is not None else config_path.resolve().parent
     else:
         root = find_root(root)
         config_path = root / CONFIG_FILENAME

@@ -11,6 +11,9 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -270,6 +273,11 @@ def execute_task(
         tools=_tool_descriptions(rc),
     )
     messages: list[BaseMessage] = [SystemMessage(content=system_prompt), HumanMessage(content=state["task"])]
+    executor = getattr(rc.session, "executor", None)
+    if executor is not None:  # the team's own graph does the work; selfheal keeps everything around it
+        with reviewed_descriptions(rc.session.tools, rc.agent_context.tools):
+            run = run_executor(executor, messages, config)
+        return _record_execution(state, entries, system_prompt, started, run)
     schemas = tool_schemas(rc)
     bound = _bind_tools(rc, schemas, "auto")
     first_choice = rc.settings.model.first_turn_tool_choice
@@ -324,25 +332,114 @@ def execute_task(
                 }
             )
 
+    run = ExecutionResult(messages=messages, steps=steps, stop_reason=stop_reason, tool_calls=tool_calls,
+                          final_answer=final_text, usage=usage)
+    return _record_execution(state, entries, system_prompt, started, run)
+
+
+@dataclass
+class ExecutionResult:
+    """What one execution of the task produced, whoever ran it (selfheal's loop or a team's graph)."""
+
+    messages: list[BaseMessage]
+    steps: int
+    stop_reason: str
+    tool_calls: list[dict[str, Any]]
+    final_answer: str
+    usage: dict[str, int]
+
+
+def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_prompt: str, started: float,
+                      run: ExecutionResult) -> dict[str, Any]:
     known_ids = {e["id"] for e in entries}
-    used, unknown = parse_used_entries(final_text, known_ids)
+    used, unknown = parse_used_entries(run.final_answer, known_ids)
     record = {
         "task": state["task"],
         "task_type": state.get("task_type", "general"),
-        "steps": steps,
-        "stop_reason": stop_reason,
-        "tool_calls": tool_calls,
-        "final_answer": final_text,
+        "steps": run.steps,
+        "stop_reason": run.stop_reason,
+        "tool_calls": run.tool_calls,
+        "final_answer": run.final_answer,
         "used_entries": used,
         "unknown_entries_claimed": unknown,
         "retrieved_entries": sorted(known_ids),
-        "usage": usage,
+        "usage": run.usage,
         "system_prompt_tokens": count_tokens(system_prompt),
         "latency_s": round(time.perf_counter() - started, 4),
     }
     history = list(state.get("execution_history") or [])
     history.append(record)
-    return {"messages": messages, "execution_history": history}
+    return {"messages": run.messages, "execution_history": history}
+
+
+@contextmanager
+def reviewed_descriptions(tools: list[Any], overrides: dict[str, str]) -> Iterator[None]:
+    """``context.yaml``'s tool descriptions on a team's tool objects while its graph runs.
+
+    A graph that binds its tools per model call (``create_agent`` does) then
+    shows the model the reviewed descriptions; the tools get their own back after.
+    """
+    restore = []
+    for tool in tools:
+        text = overrides.get(tool.name)
+        if text and text != tool.description:
+            restore.append((tool, tool.description))
+            tool.description = text
+    try:
+        yield
+    finally:
+        for tool, description in restore:
+            tool.description = description
+
+
+def run_executor(executor: Any, messages: list[BaseMessage], config: RunnableConfig) -> ExecutionResult:
+    """Invoke a team's messages-based runnable (a LangGraph graph, ``create_agent``'s agent) on the
+    rendered system prompt and task, and read what it did from the messages it returns.
+
+    The runnable runs under this node's config, so its own nodes, model and
+    tool calls become child runs of selfheal's trace.
+    """
+    from selfheal.models.openai_chat import as_model_error
+
+    try:
+        out = executor.invoke({"messages": list(messages)}, config=config)
+    except Exception as exc:
+        err = as_model_error(exc)
+        if err is None:
+            raise
+        raise err from None
+    if isinstance(out, dict) and isinstance(out.get("messages"), list):
+        produced = list(out["messages"])
+    elif isinstance(out, BaseMessage):
+        produced = [*messages, out]
+    else:
+        produced = [*messages, AIMessage(content=str(out))]
+    # The graph returns the whole conversation: what it added starts after the task's message.
+    start = next((i + 1 for i, m in enumerate(produced) if isinstance(m, HumanMessage)
+                  and m.content == messages[-1].content), len(messages))
+    new = produced[start:]
+    results = {m.tool_call_id: m for m in new if isinstance(m, ToolMessage)}
+    tool_calls: list[dict[str, Any]] = []
+    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    steps, final_text = 0, ""
+    for m in new:
+        if not isinstance(m, AIMessage):
+            continue
+        steps += 1
+        for k in usage:
+            usage[k] += int((m.usage_metadata or {}).get(k, 0) or 0)
+        for call in m.tool_calls:
+            res = results.get(call.get("id") or "")
+            tool_calls.append({
+                "step": steps, "name": call["name"], "args": call.get("args", {}),
+                "status": (getattr(res, "status", "success") or "success") if res is not None else "error",
+                "output": _preview(res.content) if res is not None else "no result",
+            })  # fmt: skip
+        if not m.tool_calls:
+            final_text = m.text if hasattr(m, "text") else str(m.content)
+    stop_reason = "answered" if final_text or not new or not isinstance(new[-1], ToolMessage) else "no_answer"
+    return ExecutionResult(messages=[*messages, *new], steps=steps, stop_reason=stop_reason, tool_calls=tool_calls,
+                           final_answer=final_text, usage=usage)
 
 
 def _efficiency(record: dict[str, Any], max_steps: int) -> float:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from selfheal.config import Settings
     from selfheal.agent.learning import Learner
-    from selfheal.agents.protocol import AgentSession
+    from selfheal.agents.protocol import AgentPlugin, AgentSession
 
 
 @dataclass
@@ -83,6 +83,7 @@ def run_task(
     project: str | None = None,
     reference_example_id: str | None = None,
     learner: Learner | None = None,
+    agent: AgentPlugin | None = None,
 ) -> RunOutcome:
     """Run ``task`` (or the scenario's task) once, traced and checkpointed.
 
@@ -92,7 +93,8 @@ def run_task(
     ``tracing.project`` (an experiment), and ``reference_example_id`` links the
     root run to its dataset example, as LangSmith experiments do. ``learner``
     does the online learning of a learning run (default: the one
-    ``settings.learner_factory`` builds). A run that raises carries its root
+    ``settings.learner_factory`` builds). ``agent`` runs this plug-in instead
+    of the one settings name (e.g. a team's graph from ``selfheal.wrap_graph``). A run that raises carries its root
     run id as ``exc.selfheal_run_id``.
     """
     from langsmith import uuid7
@@ -127,7 +129,7 @@ def run_task(
     tracing: TracingHandle | None = None
     try:
         if session is None:
-            session = get_agent(settings).open(settings, task=task, scenario=scenario)
+            session = (agent or get_agent(settings)).open(settings, task=task, scenario=scenario)
         chat_model = model if model is not None else make_chat_model(settings)
         recent = _recent_successes(
             store, settings.tracing.project, session.task_type, settings.thresholds.recent_runs

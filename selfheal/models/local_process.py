@@ -138,7 +138,10 @@ class LocalModelProcess:
         except ValueError:
             ready = None
         if not isinstance(ready, dict) or not ready.get("ready"):
-            code = self._proc.poll()
+            try:  # stdout closed: the child is exiting, give the kernel a moment to report how
+                code: int | None = self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
             self._kill()
             if isinstance(ready, dict) and ready.get("error"):
                 raise ModelError(f"the local model could not start: {ready['error']}")
