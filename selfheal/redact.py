@@ -185,7 +185,9 @@ def _rules(ph: str) -> list[tuple[str, str, Mapping[str, str]]]:
         ("acctd", r"(?<![\w.])(?P<acctd__v>\d{12})(?=\.dkr\.ecr\.)", {"__v": "aws_account_id"}),
         (
             "email",
-            r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+            # the local part holds a letter or digit: '%@corp.example' (a SQL LIKE pattern of a
+            # domain, a lesson a SQL agent must keep) names no one
+            r"(?<![A-Za-z0-9._%+-])(?=[._%+-]*[A-Za-z0-9])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
             r"(?![A-Za-z0-9-])(?!:[A-Za-z0-9_~/])",
             {"": "email"},
         ),

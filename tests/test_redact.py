@@ -308,3 +308,14 @@ def test_redact_text_is_idempotent_on_secret_shaped_text(text: str) -> None:
 def test_secret_keyed_dicts_are_idempotent(obj: dict[str, Any]) -> None:
     once = R.redact(obj)
     assert R.redact(once) == once
+
+
+def test_a_sql_like_pattern_of_a_domain_is_not_an_email() -> None:
+    """A SQL agent's lesson ("exclude '%@corp.example' accounts") must survive redaction; people do not."""
+    from selfheal.redact import Redactor
+
+    r = Redactor()
+    kept = "WHERE c.email NOT LIKE '%@brightcart.io' AND x LIKE '_%@test.example'"
+    assert r.redact_text(kept) == kept
+    assert "jane.doe" not in r.redact_text("WHERE c.email = 'jane.doe@brightcart.io'")
+    assert "%j" not in r.redact_text("LIKE '%j.smith@corp.example'")
