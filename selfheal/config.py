@@ -109,7 +109,7 @@ class EvalSettings(_Section):
     margin: float = Field(0.05, ge=0.0, le=1.0)          # tolerated success-rate drop (0.05 = 5 points)
     alpha: float = Field(0.05, gt=0.0, lt=1.0)           # significance level of the McNemar test
     min_success_rate: float | None = Field(None, ge=0.0, le=1.0)  # absolute bar when there is no baseline
-    max_errors: int | None = Field(None, ge=0)           # errored/timed-out candidate examples allowed
+    max_errors: int = Field(0, ge=0)                     # examples without a verdict (error, timeout, cache miss) allowed per side
     jobs: int = Field(1, ge=1, le=64)
     timeout_s: float | None = Field(None, gt=0)          # per example
     retries: int = Field(2, ge=0, le=10)

@@ -112,8 +112,33 @@ def test_gate_fails_when_too_many_examples_errored() -> None:
                        example("ex2", True)])
     d = decide(compare(base, cand), GateConfig(max_errors=1))
     assert not d.passed
-    assert d.reasons == ["2 example(s) errored or timed out, more than the 1 allowed"]
+    assert d.reasons == ["2 example(s) on the candidate side produced no verdict (errored, timed out or missed"
+                         " the cache), more than the 1 allowed (eval.max_errors)"]
     assert decide(compare(base, cand), GateConfig(max_errors=2)).passed
+
+
+def test_an_example_without_a_verdict_never_passes_the_gate_by_default() -> None:
+    """Errors on either side fail the default gate (max_errors 0), even when the rates look equal."""
+    base = experiment(outcomes("PPP"))
+    cand = experiment([example("ex0", True), example("ex1", True), example("ex2", False, status="error")])
+    d = decide(compare(base, cand))
+    assert not d.passed and any("candidate side produced no verdict" in r for r in d.reasons)
+    d = decide(compare(cand, base))
+    assert not d.passed and any("baseline side produced no verdict" in r for r in d.reasons)
+
+
+def test_all_errors_on_both_sides_is_nothing_to_compare() -> None:
+    errs = [example(f"ex{i}", False, status="error") for i in range(3)]
+    d = decide(compare(experiment(errs), experiment(list(errs))), GateConfig(max_errors=5))
+    assert not d.passed
+    assert d.reasons == ["no example produced a verdict on both sides, so nothing could be compared"]
+
+
+def test_a_single_run_of_errors_is_nothing_to_gate_on() -> None:
+    errs = [example(f"ex{i}", False, status="error") for i in range(3)]
+    d = decide_single(experiment(errs), GateConfig(max_errors=5))
+    assert not d.passed and d.reasons == ["no example produced a verdict, so there is nothing to gate on"]
+    assert not decide_single(experiment([])).passed
 
 
 def test_gate_without_baseline_uses_min_success_rate_or_passes_with_a_note() -> None:

@@ -3,7 +3,10 @@
 A PR should fail when its context/cheatsheet change makes the agent measurably
 worse, not when noise moves one example. So the gate fails on a significant
 paired drop (McNemar), on a drop larger than a tolerated margin (significant or
-not: a reviewer should look), or on too many errored examples.
+not: a reviewer should look), on examples that produced no verdict (errors,
+timeouts, cache misses: more than ``eval.max_errors`` on either side, default
+0), and when nothing could be compared. An example without a verdict is never
+a pass.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ class GateConfig(BaseModel):
 
     margin: float = Field(0.05, ge=0.0, le=1.0)
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    max_errors: int | None = Field(None, ge=0)
+    max_errors: int = Field(0, ge=0)
     min_success_rate: float | None = Field(None, ge=0.0, le=1.0)
 
     @classmethod
@@ -65,9 +68,12 @@ def _points(x: float) -> str:
     return f"{x * 100:.1f}".rstrip("0").rstrip(".")
 
 
-def _error_reason(errors: int, config: GateConfig) -> str | None:
-    if config.max_errors is not None and errors > config.max_errors:
-        return (f"{errors} example(s) errored or timed out, more than the {config.max_errors} allowed")
+def _error_reason(errors: int, config: GateConfig, side: str = "") -> str | None:
+    """An example that produced no verdict (error, timeout, cache miss) is never a pass."""
+    if errors > config.max_errors:
+        where = f" on the {side} side" if side else ""
+        return (f"{errors} example(s){where} produced no verdict (errored, timed out or missed the cache),"
+                f" more than the {config.max_errors} allowed (eval.max_errors)")
     return None
 
 
@@ -78,8 +84,9 @@ def decide(comparison: Comparison, config: GateConfig | None = None) -> GateDeci
     base, cand = o.baseline.rate, o.candidate.rate
     reasons: list[str] = []
     notes: list[str] = []
-    if o.n_paired == 0:
-        reasons.append("no example was evaluated on both sides, so nothing could be compared")
+    verdicts = sum(1 for e in comparison.examples if e.baseline_status == "ok" and e.candidate_status == "ok")
+    if o.n_paired == 0 or (comparison.examples and verdicts == 0):
+        reasons.append("no example produced a verdict on both sides, so nothing could be compared")
     drop = base - cand
     if o.n_paired and cand < base and o.mcnemar_p < config.alpha:
         reasons.append(
@@ -91,10 +98,11 @@ def decide(comparison: Comparison, config: GateConfig | None = None) -> GateDeci
             f"success rate fell {_points(drop)} points ({_pct(base)} -> {_pct(cand)}),"
             f" more than the {_points(config.margin)}-point margin"
         )
-    errors = comparison.candidate_errors + comparison.candidate_timeouts
-    err = _error_reason(errors, config)
-    if err:
-        reasons.append(err)
+    for side, errors in (("baseline", comparison.baseline_errors + comparison.baseline_timeouts),
+                         ("candidate", comparison.candidate_errors + comparison.candidate_timeouts)):
+        err = _error_reason(errors, config, side)
+        if err:
+            reasons.append(err)
     if not reasons:
         change = cand - base
         notes.append(
@@ -115,7 +123,9 @@ def decide_single(result: ExperimentResult, config: GateConfig | None = None) ->
     summary = rate_summary(result.results)
     reasons: list[str] = []
     notes: list[str] = []
-    if config.min_success_rate is None:
+    if summary.n == 0 or summary.errors + summary.timeouts >= summary.n:
+        reasons.append("no example produced a verdict, so there is nothing to gate on")
+    elif config.min_success_rate is None:
         notes.append("no baseline (--against) and no eval.min_success_rate configured: nothing to gate on")
     elif summary.rate + 1e-9 < config.min_success_rate:
         reasons.append(
