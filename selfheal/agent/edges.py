@@ -6,6 +6,7 @@ from typing import Literal
 
 from langgraph.runtime import Runtime
 
+from selfheal.agent.record import last_record
 from selfheal.agent.state import AgentState, RunContext
 
 Route = Literal["curate", "optimize", "user", "end"]
@@ -22,12 +23,12 @@ def should_improve(state: AgentState, runtime: Runtime[RunContext]) -> Route:
     below the threshold, else curate; other opportunities -> user; otherwise end."""
     if not state.get("needs_improvement"):
         return "end"
-    evaluation = state["execution_history"][-1]["evaluation"]
-    opportunities = evaluation["improvement_opportunities"]
+    evaluation = last_record(state).judged
+    opportunities = evaluation.improvement_opportunities
     if "failure_pattern_detected" in opportunities:
         return "curate"
     if "low_efficiency" in opportunities:
         th = runtime.context.settings.thresholds
-        rate = recent_success_rate(runtime.context.recent_successes, evaluation["success"], th.recent_runs)
+        rate = recent_success_rate(runtime.context.recent_successes, evaluation.success, th.recent_runs)
         return "optimize" if rate < th.success_rate else "curate"
     return "user"

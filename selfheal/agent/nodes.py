@@ -20,6 +20,15 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
 
+from selfheal.agent.record import (
+    CheckRecord,
+    Evaluation,
+    ExecutionRecord,
+    LearningRecord,
+    ToolCallRecord,
+    last_record,
+    with_last,
+)
 from selfheal.agent.state import AgentState, RunContext
 from selfheal.tokens import count_tokens
 
@@ -353,22 +362,22 @@ def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_p
                       run: ExecutionResult) -> dict[str, Any]:
     known_ids = {e["id"] for e in entries}
     used, unknown = parse_used_entries(run.final_answer, known_ids)
-    record = {
-        "task": state["task"],
-        "task_type": state.get("task_type", "general"),
-        "steps": run.steps,
-        "stop_reason": run.stop_reason,
-        "tool_calls": run.tool_calls,
-        "final_answer": run.final_answer,
-        "used_entries": used,
-        "unknown_entries_claimed": unknown,
-        "retrieved_entries": sorted(known_ids),
-        "usage": run.usage,
-        "system_prompt_tokens": count_tokens(system_prompt),
-        "latency_s": round(time.perf_counter() - started, 4),
-    }
+    record = ExecutionRecord(
+        task=state["task"],
+        task_type=state.get("task_type", "general"),
+        steps=run.steps,
+        stop_reason=run.stop_reason,
+        tool_calls=[ToolCallRecord.model_validate(c) for c in run.tool_calls],
+        final_answer=run.final_answer,
+        used_entries=used,
+        unknown_entries_claimed=unknown,
+        retrieved_entries=sorted(known_ids),
+        usage=run.usage,
+        system_prompt_tokens=count_tokens(system_prompt),
+        latency_s=round(time.perf_counter() - started, 4),
+    )
     history = list(state.get("execution_history") or [])
-    history.append(record)
+    history.append(record.to_state())
     return {"messages": run.messages, "execution_history": history}
 
 
@@ -442,12 +451,12 @@ def run_executor(executor: Any, messages: list[BaseMessage], config: RunnableCon
                            final_answer=final_text, usage=usage)
 
 
-def _efficiency(record: dict[str, Any], max_steps: int) -> float:
+def _efficiency(record: ExecutionRecord, max_steps: int) -> float:
     """1.0 for a short clean run; falls with tool errors and with steps used."""
-    calls = record["tool_calls"]
-    errors = sum(1 for c in calls if c["status"] == "error")
+    calls = record.tool_calls
+    errors = sum(1 for c in calls if c.status == "error")
     error_part = 1.0 - (errors / len(calls) if calls else 0.0)
-    step_part = 1.0 - (max(record["steps"] - 1, 0) / max_steps)
+    step_part = 1.0 - (max(record.steps - 1, 0) / max_steps)
     return round(max(0.0, min(1.0, 0.5 * error_part + 0.5 * step_part)), 3)
 
 
@@ -460,15 +469,14 @@ def evaluate(
     curate node counts failures, with the Reflector's tags).
     """
     rc = runtime.context
-    history = list(state["execution_history"])
-    record = dict(history[-1])
-    verdict = rc.session.verify(record.get("final_answer") or "")
-    calls = record["tool_calls"]
-    tool_errors = [c for c in calls if c["status"] == "error"]
-    changed = [c for c in calls if c["status"] != "error"]
+    record = last_record(state)
+    verdict = rc.session.verify(record.final_answer)
+    calls = record.tool_calls
+    tool_errors = [c for c in calls if c.status == "error"]
+    changed = [c for c in calls if c.status != "error"]
 
     error_type: str | None = None
-    if record["stop_reason"] == "step_limit":
+    if record.stop_reason == "step_limit":
         error_type = "step_limit"
     if verdict.passed is not None:
         success = bool(verdict.passed)
@@ -497,26 +505,23 @@ def evaluate(
     if success and verdict.passed is None:
         opportunities.append("needs_user_confirmation")
 
-    record["evaluation"] = {
-        "success": success,
-        "reason": reason,
-        "error_type": error_type,
-        "efficiency_score": efficiency,
-        "tool_errors": len(tool_errors),
-        "checks": [
-            {"description": c.description, "passed": c.passed, "detail": c.detail} for c in verdict.checks
-        ],
-        "verified": verdict.passed is not None,
-        "improvement_opportunities": opportunities,
-    }
+    record.evaluation = Evaluation(
+        success=success,
+        reason=reason,
+        error_type=error_type,
+        efficiency_score=efficiency,
+        tool_errors=len(tool_errors),
+        checks=[CheckRecord(description=c.description, passed=c.passed, detail=c.detail) for c in verdict.checks],
+        verified=verdict.passed is not None,
+        improvement_opportunities=opportunities,
+    )
     if rc.learning and rc.learner is not None and success:
         # A success never reaches the Reflector: the learner counts its used entries here.
         counted = rc.learner.count_success(
-            rc, run_id=_run_id(config), used_entries=record["used_entries"], verified=verdict.passed is not None
+            rc, run_id=_run_id(config), used_entries=record.used_entries, verified=verdict.passed is not None
         )
-        record["learning"] = {"applied": [], "rejected": [], "errors": [], "counted": counted, "reflection": None}
-    history[-1] = record
-    return {"execution_history": history, "needs_improvement": bool(opportunities)}
+        record.learning = LearningRecord(counted=counted)
+    return {"execution_history": with_last(state, record), "needs_improvement": bool(opportunities)}
 
 
 def _run_id(config: RunnableConfig | None) -> str:
@@ -529,8 +534,7 @@ def _learning_not_enabled(
     state: AgentState, runtime: Runtime[RunContext], what: str, node: str, route: str
 ) -> dict[str, Any]:
     rc = runtime.context
-    evaluation = state["execution_history"][-1]["evaluation"]
-    triggers = ", ".join(evaluation["improvement_opportunities"]) or "none"
+    triggers = ", ".join(last_record(state).judged.improvement_opportunities) or "none"
     if not rc.learning:
         status = "disabled by --no-learn"
     elif rc.learner is None and node == "curate_cheatsheet":
@@ -554,15 +558,13 @@ def curate_cheatsheet(
     if not rc.learning or rc.learner is None:
         return _learning_not_enabled(state, runtime, "cheatsheet curation", "curate_cheatsheet", "curate")
     outcome = rc.learner.learn(state, rc, run_id=_run_id(config), config=config)
-    history = list(state["execution_history"])
-    record = dict(history[-1])
-    previous = record.get("learning") or {}
-    learning = dict(outcome.record)
-    learning["counted"] = list(dict.fromkeys([*previous.get("counted", []), *learning.get("counted", [])]))
-    record["learning"] = learning
-    history[-1] = record
+    record = last_record(state)
+    previous = record.learning.counted if record.learning is not None else []
+    learning = LearningRecord.model_validate(dict(outcome.record))
+    learning.counted = list(dict.fromkeys([*previous, *learning.counted]))
+    record.learning = learning
     notes = [*(state.get("improvement_suggestions") or []), *outcome.suggestions]
-    return {"execution_history": history, "improvement_suggestions": notes, "route": "curate"}
+    return {"execution_history": with_last(state, record), "improvement_suggestions": notes, "route": "curate"}
 
 
 def optimize_context(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -572,9 +574,8 @@ def optimize_context(state: AgentState, runtime: Runtime[RunContext]) -> dict[st
 
 def user_interaction(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
     """Hand the outcome to the user: unverified successes ask for feedback."""
-    evaluation = state["execution_history"][-1]["evaluation"]
     notes = list(state.get("improvement_suggestions") or [])
-    if "needs_user_confirmation" in evaluation["improvement_opportunities"]:
+    if "needs_user_confirmation" in last_record(state).judged.improvement_opportunities:
         notes.append(
             "user_interaction: no state checks could verify this run; confirm or correct it with feedback"
         )

@@ -100,6 +100,7 @@ def run_task(
     from langsmith import uuid7
 
     from selfheal.agent.learning import make_learner
+    from selfheal.agent.record import last_record
     from selfheal.agent.state import RunContext
     from selfheal.agent.workflow import checkpointed_workflow
     from selfheal.cheatsheet.store import load_cheatsheet
@@ -200,18 +201,18 @@ def run_task(
                 pass
             raise
         latency = round(time.perf_counter() - started, 4)
-        record = final["execution_history"][-1]
-        evaluation = record["evaluation"]
-        learning_record = record.get("learning") or None
+        record = last_record(final)
+        evaluation = record.judged
+        learning_record = record.learning.model_dump(mode="json") if record.learning is not None else None
         tracing.merge_metadata(
             str(run_id),
             {
-                "success": evaluation["success"],
-                "error_type": evaluation["error_type"],
+                "success": evaluation.success,
+                "error_type": evaluation.error_type,
                 "latency": latency,
-                "steps": record["steps"],
-                "used_entries": record["used_entries"],
-                "retrieved_entries": record["retrieved_entries"],
+                "steps": record.steps,
+                "used_entries": record.used_entries,
+                "retrieved_entries": record.retrieved_entries,
                 "route": final.get("route", "end"),
                 **({"learning": _learning_summary(learning_record)} if learning_record else {}),
             },
@@ -221,26 +222,26 @@ def run_task(
             task=session.task,
             task_type=session.task_type,
             scenario=session.scenario,
-            success=evaluation["success"],
-            reason=evaluation["reason"],
-            error_type=evaluation["error_type"],
-            verified=evaluation["verified"],
-            steps=record["steps"],
-            stop_reason=record["stop_reason"],
-            tool_calls=record["tool_calls"],
-            checks=evaluation["checks"],
-            retrieved_entries=record["retrieved_entries"],
-            used_entries=record["used_entries"],
-            final_answer=record["final_answer"],
+            success=evaluation.success,
+            reason=evaluation.reason,
+            error_type=evaluation.error_type,
+            verified=evaluation.verified,
+            steps=record.steps,
+            stop_reason=record.stop_reason,
+            tool_calls=[c.model_dump(mode="json") for c in record.tool_calls],
+            checks=[c.model_dump(mode="json") for c in evaluation.checks],
+            retrieved_entries=record.retrieved_entries,
+            used_entries=record.used_entries,
+            final_answer=record.final_answer,
             route=final.get("route", "end"),
             improvement_suggestions=final.get("improvement_suggestions", []),
-            usage=record["usage"],
+            usage=record.usage,
             latency_s=latency,
             model=identity,
             context_version=context_version,
             cheatsheet_version=cheatsheet_version,
             trace_store=str(settings.trace_store_path),
-            efficiency_score=evaluation["efficiency_score"],
+            efficiency_score=evaluation.efficiency_score,
             extra={"learning": learning_record} if learning_record else {},
         )
     finally:

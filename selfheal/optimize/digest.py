@@ -16,6 +16,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from selfheal.agent.record import ExecutionRecord, last_record
+
 if TYPE_CHECKING:
     from selfheal.agent.state import AgentState, RunContext
     from selfheal.cheatsheet.model import Cheatsheet
@@ -173,22 +175,22 @@ def digest_from_record(
     reference: str | None = None,
 ) -> RunDigest:
     """A digest from one ``execution_history`` record (with its ``evaluation``)."""
-    evaluation = record.get("evaluation") or {}
-    shown = entries if entries is not None else list(record.get("retrieved_entries") or [])
+    rec = ExecutionRecord.of(record)
+    evaluation = rec.judged
+    shown = entries if entries is not None else list(rec.retrieved_entries)
     return RunDigest(
         run_id=run_id,
-        task=str(record.get("task", "")),
-        task_type=str(record.get("task_type") or "general"),
-        success=bool(evaluation.get("success", False)),
-        verified=bool(evaluation.get("verified", False)),
-        error_type=evaluation.get("error_type"),
-        reason=str(evaluation.get("reason") or ""),
-        checks=[CheckDigest(**{k: c.get(k, "") for k in ("description", "passed", "detail")})
-                for c in evaluation.get("checks") or []],
-        tool_calls=[_tool_call(c) for c in record.get("tool_calls") or []],
-        final_answer=str(record.get("final_answer") or ""),
+        task=rec.task,
+        task_type=rec.task_type or "general",
+        success=evaluation.success,
+        verified=evaluation.verified,
+        error_type=evaluation.error_type,
+        reason=evaluation.reason,
+        checks=[CheckDigest(description=c.description, passed=c.passed, detail=c.detail) for c in evaluation.checks],
+        tool_calls=[_tool_call(c.model_dump()) for c in rec.tool_calls],
+        final_answer=rec.final_answer,
         retrieved_entries=_entries(shown, cheatsheet),
-        used_entries=list(record.get("used_entries") or []),
+        used_entries=list(rec.used_entries),
         feedback=list(feedback),
         reference=reference,
     )
@@ -203,8 +205,8 @@ def session_reference(session: Any) -> str | None:
 
 def digest_from_state(state: AgentState, rc: RunContext, *, run_id: str = "") -> RunDigest:
     """Online mode: the digest of the run the graph just evaluated."""
-    record = state["execution_history"][-1]
-    shown = (state.get("context") or {}).get("cheatsheet_entries") or record.get("retrieved_entries") or []
+    record = last_record(state)
+    shown = (state.get("context") or {}).get("cheatsheet_entries") or record.retrieved_entries
     return digest_from_record(
         record,
         run_id=run_id,
