@@ -23,9 +23,7 @@ In ``dataset.yaml``::
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,28 +69,20 @@ class EvalExample:
 
 
 def import_object(spec: str, root: Path, *, what: str) -> Any:
-    """``module:attribute`` imported with the repository root first on ``sys.path``.
+    """``module:attribute`` imported with the repository root first on ``sys.path``
+    (the registry's loader); every failure is one ``ConfigError`` naming ``spec``."""
+    from selfheal.agents.registry import load_object
 
-    A team's evaluators and agent factories live in its repository, not in an
-    installed package; every failure is one ``ConfigError`` naming ``spec``.
-    """
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise ConfigError(f"{what} '{spec}': expected 'module:attribute'")
+    module_name = spec.partition(":")[0]
     with _IMPORT_LOCK:
-        root_s = str(root.resolve())
-        if root_s not in sys.path:
-            sys.path.insert(0, root_s)
         try:
-            module = importlib.import_module(module_name)
+            return load_object(spec, root=root)
+        except ValueError:
+            raise ConfigError(f"{what} '{spec}': expected 'module:attribute'") from None
+        except AttributeError:
+            raise ConfigError(f"{what} '{spec}': {module_name} has no attribute '{spec.partition(':')[2]}'") from None
         except Exception as exc:  # noqa: BLE001 - any import failure is the user's module
             raise ConfigError(f"{what} '{spec}': cannot import {module_name}: {type(exc).__name__}: {exc}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise ConfigError(f"{what} '{spec}': {module_name} has no attribute '{attr}'")
-        obj = getattr(obj, part)
-    return obj
 
 
 def load_evaluator(spec: str, root: Path) -> Callable[..., Any]:
