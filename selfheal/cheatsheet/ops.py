@@ -237,14 +237,40 @@ def apply_operations(
     guard: ContentGuard | None = None,
     existing: Cheatsheet | None = None,
     dry_run: bool = False,
+    lock: Path | None = None,
 ) -> ApplyResult:
     """Validate every op, then write all resulting entries at once (or none if a write fails).
 
     ``existing`` is the snapshot ops are checked against (loaded from
     ``cheatsheet_dir`` when None). ``dry_run`` validates and reports without
     writing (``AppliedChange.path`` is where the file would go).
+
+    ``lock`` (a lock file, :func:`selfheal.cheatsheet.lock.lock_path`) makes the
+    apply safe beside other processes writing the same cheatsheet: under the
+    exclusive lock the cheatsheet is re-read from disk (``existing`` is
+    ignored) so new ids are allocated against the files there now, never
+    against a snapshot another process has since outdated.
     """
-    root = Path(cheatsheet_dir)
+    if lock is None or dry_run:
+        return _apply(Path(cheatsheet_dir), batch, source_runs=source_runs, now=now, guard=guard,
+                      existing=existing, dry_run=dry_run)
+    from selfheal.cheatsheet.lock import cheatsheet_lock
+
+    with cheatsheet_lock(lock):
+        return _apply(Path(cheatsheet_dir), batch, source_runs=source_runs, now=now, guard=guard,
+                      existing=None, dry_run=False)
+
+
+def _apply(
+    root: Path,
+    batch: OperationBatch,
+    *,
+    source_runs: list[str],
+    now: datetime | None,
+    guard: ContentGuard | None,
+    existing: Cheatsheet | None,
+    dry_run: bool,
+) -> ApplyResult:
     sheet = existing if existing is not None else load_cheatsheet(root)
     when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     guard = guard or ContentGuard()

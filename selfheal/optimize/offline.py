@@ -21,6 +21,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -346,14 +347,15 @@ def curate_offline(
             for rid, _success, tags in counter_tags:
                 if rid == run_id:
                     tags[op.id] = op.tag
-        report = _build_change(settings, report, cheatsheet_dir, planned, counter_tags, embedder, now, dry_run)
-
-        if report.files and not dry_run:
-            if publish:
-                report.published = _publish(settings, report, roots, model, force=force)
-            else:
+        # Writing the working tree: copy, apply and write under the cheatsheet's lock, so a
+        # concurrent run's new entry is neither overwritten nor deleted as "not in the copy".
+        with _tree_lock(settings, enabled=not dry_run and not publish):
+            report = _build_change(settings, report, cheatsheet_dir, planned, counter_tags, embedder, now, dry_run)
+            if report.files and not dry_run and not publish:
                 _write_working_tree(settings.root, report.files)
                 report.applied = True
+        if report.files and not dry_run and publish:
+            report.published = _publish(settings, report, roots, model, force=force)
         if not dry_run and (report.applied or report.published is not None or not report.files):
             with CounterStore.from_settings(settings) as counters:
                 _finish_counters(counters, counter_tags, report, now)
@@ -362,6 +364,12 @@ def curate_offline(
     finally:
         store.close()
     return report
+
+
+def _tree_lock(settings: Settings, *, enabled: bool) -> AbstractContextManager[None]:
+    from selfheal.cheatsheet.lock import cheatsheet_lock, lock_path
+
+    return cheatsheet_lock(lock_path(settings)) if enabled else nullcontext()
 
 
 def _build_change(

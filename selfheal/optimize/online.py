@@ -146,13 +146,15 @@ def revisions_for_active(batch: Any, cheatsheet: Any) -> Any:
 def apply_batch(rc: RunContext, batch: Any, *, run_id: str, now: datetime) -> tuple[Any, list[str], list[str]]:
     """Apply a batch to the working tree's cheatsheet: (ApplyResult, applied lines, rejected lines)."""
     from selfheal.cheatsheet.guard import ContentGuard
+    from selfheal.cheatsheet.lock import lock_path
     from selfheal.cheatsheet.ops import apply_operations
 
     batch = revisions_for_active(batch, rc.cheatsheet)
     guard = ContentGuard(allowed_tools=_tool_names(rc) or None)
+    # Under the cheatsheet's lock, against the files on disk now: other runs may have learned since this one started.
     result = apply_operations(
         rc.settings.cheatsheet_dir, batch, source_runs=[run_id] if run_id else [], now=now, guard=guard,
-        existing=rc.cheatsheet,
+        lock=lock_path(rc.settings),
     )
     applied = [c.line for c in result.changes]
     rejected = [f"{_describe(op)}: {reason}" for op, reason in result.rejected]

@@ -236,7 +236,7 @@ class FilterError(SelfhealError):
         self.position = pos
         self.line = text.count("\n", 0, pos) + 1
         self.column = pos - line_start + 1
-        src = text[line_start:line_end].replace("\t", " ")
+        src = _SURROGATE.sub("\ufffd", text[line_start:line_end].replace("\t", " "))  # printable, same width
         self.caret = f"  {src}\n  {' ' * (self.column - 1)}^"
         where = (
             f"line {self.line}, column {self.column}" if "\n" in text else f"column {self.column}"
@@ -261,6 +261,9 @@ class _Tok:
 
 
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Deepest nesting of calls (``and(or(and(...)))``) a filter may have.
+MAX_DEPTH = 64
 _NUMBER_RE = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _ESCAPES = {
     '"': '"',
@@ -289,7 +292,7 @@ def _lex(text: str) -> list[_Tok]:
             value, end = _lex_string(text, i)
             toks.append(_Tok("string", text[i:end], i, value))
             i = end
-        elif c == "-" or c.isdigit():
+        elif c == "-" or c in "0123456789":
             m = _NUMBER_RE.match(text, i)
             if not m:
                 raise FilterError(f"bad number {_shorten(text[i : i + 12])!r}", text, i)
@@ -298,18 +301,25 @@ def _lex(text: str) -> list[_Tok]:
                 bad = re.match(r"[^\s(),\[\]]+", text[i:]).group(0)  # type: ignore[union-attr]
                 raise FilterError(f"bad number {_shorten(bad)!r}", text, i)
             lit = m.group(0)
-            num: int | float = float(lit) if any(ch in lit for ch in ".eE") else int(lit)
+            try:
+                num: int | float = float(lit) if any(ch in lit for ch in ".eE") else int(lit)
+            except ValueError:  # more digits than int() converts
+                num = math.inf
             if isinstance(num, float) and not math.isfinite(num):
-                raise FilterError(f"number {lit!r} is out of range", text, i)
+                raise FilterError(f"number {_shorten(lit)!r} is out of range", text, i)
             toks.append(_Tok("number", lit, i, num))
             i = end
-        elif c.isalpha() or c == "_":
+        elif c.isascii() and (c.isalpha() or c == "_"):
             m = _IDENT_RE.match(text, i)
-            assert m is not None
+            if m is None:  # pragma: no cover - an ASCII letter or _ always starts an identifier
+                raise FilterError(f"unexpected character {c!r}", text, i)
             toks.append(_Tok("ident", m.group(0), i, m.group(0)))
             i = m.end()
+        elif _SURROGATE.match(c):
+            raise FilterError(f"not valid Unicode text: {c!r} (undecodable bytes?)", text, i)
         else:
-            raise FilterError(f"unexpected character {c!r}", text, i)
+            hint = "names are ASCII: letters, digits, _ . -" if c.isalpha() else ""
+            raise FilterError(f"unexpected character {c!r}", text, i, hint)
     toks.append(_Tok("eof", "", n))
     return toks
 
@@ -327,6 +337,8 @@ def _lex_string(text: str, start: int) -> tuple[str, int]:
             if i + 1 >= n:
                 break
             e = text[i + 1]
+            if _SURROGATE.match(e):
+                raise FilterError(f"not valid Unicode text: {e!r} (undecodable bytes?)", text, i + 1)
             if e in _ESCAPES:
                 out.append(_ESCAPES[e])
                 i += 2
@@ -336,6 +348,8 @@ def _lex_string(text: str, start: int) -> tuple[str, int]:
                 out.append(code)
                 continue
             raise FilterError(f"bad escape '\\{e}' in string", text, i)
+        if _SURROGATE.match(c):
+            raise FilterError(f"not valid Unicode text: {c!r} (undecodable bytes?)", text, i)
         out.append(c)
         i += 1
     raise FilterError("unterminated string", text, start)
@@ -355,6 +369,8 @@ def _lex_unicode(text: str, i: int) -> tuple[str, int]:
         lo = hex4(i + 6)
         if 0xDC00 <= lo < 0xE000:
             return chr(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)), i + 12
+    if 0xD800 <= hi < 0xE000:  # a lone surrogate: no UTF-8 text (SQLite, LangSmith) can hold it
+        raise FilterError(f"bad \\u escape: \\u{hi:04x} is half of a surrogate pair", text, i)
     return chr(hi), i + 6
 
 
@@ -366,10 +382,20 @@ def _shorten(s: str, limit: int = 24) -> str:
 
 
 def parse_filter(text: str) -> Filter:
-    """Parse a LangSmith filter string; raises :class:`FilterError` pointing at the bad token."""
+    """Parse a LangSmith filter string; raises :class:`FilterError` pointing at the bad token.
+
+    Total: any string gives a filter or a FilterError (never another exception).
+    """
+    if not isinstance(text, str):
+        raise FilterError(f"a filter is text, got {type(text).__name__}", "", 0)
     if not text.strip():
         raise FilterError("empty filter", text, 0)
-    return _Parser(text).parse()
+    try:
+        return _Parser(text).parse()
+    except FilterError:
+        raise
+    except (RecursionError, ValueError, OverflowError, UnicodeError) as exc:  # pragma: no cover - a safety net
+        raise FilterError(f"cannot read this filter ({type(exc).__name__})", text, 0) from None
 
 
 class _Parser:
@@ -377,6 +403,7 @@ class _Parser:
         self.text = text
         self.toks = _lex(text)
         self.i = 0
+        self.depth = 0
 
     # -- token helpers
     @property
@@ -418,7 +445,16 @@ class _Parser:
         return node
 
     def call(self) -> Filter:
+        self.depth += 1
+        try:
+            return self._call()
+        finally:
+            self.depth -= 1
+
+    def _call(self) -> Filter:
         tok = self.tok
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"nested deeper than {MAX_DEPTH} calls")
         if tok.kind != "ident":
             raise self.error(
                 f"expected a comparator such as eq(...) or and(...), got {self.describe(tok)}"
@@ -639,6 +675,9 @@ def _coerce_scalar(op: str, name: str, spec: FieldSpec, v: Any, tok: _Tok, p: _P
             raise p.error(
                 f"has(metadata, ...) expects a JSON object string: {e.msg}", tok
             ) from None
+        except (ValueError, RecursionError):  # a number too long for int(), nesting too deep
+            raise p.error("has(metadata, ...) expects a JSON object string it can read (too deep or too long)",
+                          tok) from None
         if not isinstance(obj, dict) or not obj:
             raise p.error("has(metadata, ...) expects a non-empty JSON object string", tok)
         return obj

@@ -14,6 +14,7 @@ from typing import Any
 
 from selfheal import CheckResult, Verdict
 from selfheal.errors import FileFormatError
+from selfheal.yamlio import parse_yaml
 
 from sql_analyst.compare import compare_results
 from sql_analyst.generate import DEFAULT_SEED, database_path, default_cache_dir
@@ -125,7 +126,7 @@ class SqlAnalystAgent:
 
     def _question(self, path: Path) -> Question:
         try:
-            return load_question(path)
+            return load_question(path, parse=parse_yaml)
         except QuestionError as exc:
             raise FileFormatError(exc.path, exc.line, exc.message) from None
 
@@ -149,9 +150,9 @@ class SqlAnalystAgent:
         finally:
             db.close()
         if isinstance(out, str):
-            raise FileFormatError(path, gold_line(path), f"gold_sql does not run: {out}")
+            raise FileFormatError(path, gold_line(path, parse=parse_yaml), f"gold_sql does not run: {out}")
         if not out.rows:
-            raise FileFormatError(path, gold_line(path), "gold_sql returns no rows")
+            raise FileFormatError(path, gold_line(path, parse=parse_yaml), "gold_sql returns no rows")
         return 1
 
     def open(self, settings: Any, *, task: str | None = None, scenario: str | None = None) -> SqlAnalystSession:

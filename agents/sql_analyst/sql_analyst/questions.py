@@ -10,11 +10,14 @@ Shared header (read by selfheal's evaluation too): ``name`` (= file stem),
 ``tolerance``     a number (absolute) or ``{abs: .., rel: ..}``; default abs 0.005, rel 1e-4
 
 Errors name the file and line (:class:`QuestionError`); this module has no
-selfheal import, the plug-in turns the error into selfheal's FileFormatError.
+selfheal import, the plug-in turns the error into selfheal's FileFormatError
+and hands in selfheal's guarded YAML parser (``parse``: alias bombs, deep
+nesting and impossible values refused as ``file:line`` errors).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,10 +61,18 @@ def _line(data: Any, key: str) -> int | None:
         return None
 
 
-def load_question(path: Path | str) -> Question:
+#: text, path -> round-trip YAML data (the plug-in passes ``selfheal.yamlio.parse_yaml``).
+Parse = Callable[[str, Path], Any]
+
+
+def _rt_load(text: str, path: Path) -> Any:
+    return YAML(typ="rt").load(text)
+
+
+def load_question(path: Path | str, *, parse: Parse | None = None) -> Question:
     path = Path(path)
     try:
-        data = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
+        data = (parse or _rt_load)(path.read_text(encoding="utf-8"), path)
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise QuestionError(path, mark.line + 1 if mark else None, f"not valid YAML: {exc}") from None
@@ -115,10 +126,10 @@ def load_question(path: Path | str) -> Question:
                     tuple(convs), ordered, tol, path)
 
 
-def gold_line(path: Path) -> int | None:
+def gold_line(path: Path, *, parse: Parse | None = None) -> int | None:
     """Line of the ``gold_sql`` key (for errors about the query itself)."""
     try:
-        return _line(YAML(typ="rt").load(path.read_text(encoding="utf-8")), "gold_sql")
+        return _line((parse or _rt_load)(path.read_text(encoding="utf-8"), path), "gold_sql")
     except Exception:  # noqa: BLE001
         return None
 

@@ -89,6 +89,18 @@ def test_a_bad_gold_query_is_a_file_error(agent, tmp_path: Path, gold: str, mess
     assert err.value.line == 3
 
 
+def test_hostile_question_yaml_is_a_file_error(agent, tmp_path: Path) -> None:
+    """Question files are read through selfheal's guarded YAML parser: no alias bomb, no traceback."""
+    path = tmp_path / "q.yaml"
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+    for text, line, message in [(bomb, 5, "aliases expand"), ("name: q\nwhen: 2026-02-30\n", 2, "cannot read")]:
+        path.write_text(text)
+        with pytest.raises(FileFormatError) as err:
+            agent.validate_scenario(path)
+        assert err.value.line == line and message in str(err.value)
+
+
 def test_open_without_a_scenario_has_tools_but_no_verdict(agent, settings) -> None:
     session = agent.open(settings, task="How many customers do we have?", scenario=None)
     try:
