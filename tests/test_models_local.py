@@ -8,6 +8,7 @@ import json
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel
 
 from selfheal.models.llama_tools import (
@@ -219,3 +220,41 @@ def test_real_model_honours_a_forced_tool_choice(local_model) -> None:
     reply = model.invoke([SystemMessage(SYSTEM), HumanMessage("Hello! What can you do for billing-worker?")])
     assert [tc["name"] for tc in reply.tool_calls] == ["get_function_configuration"]
     assert set(reply.tool_calls[0]["args"]) == {"function_name"}
+
+
+@pytest.mark.local_model
+@needs_model
+@pytest.mark.timeout(600)
+def test_the_fixed_prefix_is_read_once_across_runs_and_processes(tmp_path) -> None:
+    """Two tasks with the same tools: the second reads only its own part; a new process loads the prefix."""
+    from selfheal.models.local_chat import ChatLlamaCpp
+    from selfheal.models.local_weights import ensure_local_weights
+
+    tools = [convert_to_openai_tool(t) for t in (get_function_configuration, update_memory)]
+    system = SYSTEM + " " + " ".join(f"Rule {i}: inspect before you change anything." for i in range(40))
+
+    def ask(model: ChatLlamaCpp, task: str) -> dict:
+        body = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": task}],
+                "tools": tools, "tool_choice": "auto", "max_tokens": 24, "temperature": 0.0}
+        return model.process().request("POST", "/v1/chat/completions", body)["selfheal"]
+
+    def model() -> ChatLlamaCpp:
+        return ChatLlamaCpp(model_path=str(ensure_local_weights()), n_ctx=4096, n_threads=1,
+                            state_dir=str(tmp_path / "kv"))
+
+    first = model()
+    try:
+        a = ask(first, "What is the memory of checkout-api?")
+        b = ask(first, "Set the memory of billing-worker to 512 MB.")
+    finally:
+        first.process().close()
+    assert a["prefix"] == "computed" and b["prefix"] == "in-memory"
+    assert b["prompt_tokens_evaluated"] < 0.5 * a["prompt_tokens_evaluated"]
+    second = model()
+    try:
+        c = ask(second, "Why is report-builder slow?")
+    finally:
+        second.process().close()
+    # Only the tool block is saved to disk (the system text after it is the agent's, per task).
+    assert c["prefix"] == "disk"
+    assert c["prompt_tokens_evaluated"] < a["prompt_tokens_evaluated"] - 150

@@ -48,7 +48,8 @@ _CHAT_KEYS = {
     "seed", "response_format", "repeat_penalty", "presence_penalty", "frequency_penalty", "functions",
     "function_call", "logit_bias",
 }
-_STATE_FORMAT = 1
+_STATE_FORMAT = 2
+_BOUNDARY_TOKENS = 4
 
 
 def die_with_parent() -> None:
@@ -132,8 +133,10 @@ class ModelServer:
         import numpy as np
         import llama_cpp
 
-        # tokenized as create_completion tokenizes a prompt, so the prefix matches token for token
-        tokens = self.llama.tokenize(prefix.encode("utf-8"), special=True)
+        # Tokenized as create_completion tokenizes a prompt. The last tokens are dropped: BPE may
+        # merge the prefix's end with what follows it in a whole prompt, and a prefix that does
+        # not match the prompt token for token would make every request re-read it.
+        tokens = self.llama.tokenize(prefix.encode("utf-8"), special=True)[:-_BOUNDARY_TOKENS]
         if len(tokens) < 64:
             return "short"
         n = self.llama.n_tokens
