@@ -258,3 +258,31 @@ def test_the_fixed_prefix_is_read_once_across_runs_and_processes(tmp_path) -> No
     # Only the tool block is saved to disk (the system text after it is the agent's, per task).
     assert c["prefix"] == "disk"
     assert c["prompt_tokens_evaluated"] < a["prompt_tokens_evaluated"] - 150
+
+
+@pytest.mark.local_model
+@needs_model
+@pytest.mark.timeout(300)
+def test_the_model_process_outlives_the_thread_that_started_it() -> None:
+    """An eval worker thread starts the model and finishes; the model must serve the next worker."""
+    import threading
+
+    from selfheal.models.local_chat import ChatLlamaCpp
+    from selfheal.models.local_weights import ensure_local_weights
+
+    model = ChatLlamaCpp(model_path=str(ensure_local_weights()), n_ctx=1024, n_threads=1, max_tokens=4,
+                         state_dir="")
+    proc = model.process()
+    try:
+        starter = threading.Thread(target=proc.ensure)
+        starter.start()
+        starter.join()
+        pid = proc.pid
+        import time
+
+        time.sleep(1.0)
+        reply = model.invoke("Say OK.")
+        assert isinstance(reply.content, str)
+        assert proc.pid == pid and proc.starts == 1  # not killed with its thread, not restarted
+    finally:
+        proc.close()

@@ -24,8 +24,7 @@ saved to ``--state-dir`` once and loaded by later processes, so a new CLI
 invocation does not pay ~40 s to re-read ~1,600 tokens of tool schemas.
 
 The child exits when its parent goes away: a watcher thread ends the process
-when stdin reaches EOF (the parent closed it or died), and on Linux the
-kernel sends SIGKILL on the parent's death (``PR_SET_PDEATHSIG``).
+when stdin reaches EOF (the parent closed it, exited or was killed).
 """
 
 from __future__ import annotations
@@ -53,12 +52,13 @@ _BOUNDARY_TOKENS = 4
 
 
 def die_with_parent() -> None:
-    """Exit when the parent dies: PR_SET_PDEATHSIG (Linux) and an stdin-EOF watcher (anywhere)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
+    """Exit when the parent goes away: its end of our stdin closes (also when it is SIGKILLed).
+
+    Not PR_SET_PDEATHSIG: Linux sends that signal when the parent *thread* that
+    started us exits, and selfheal starts the model from whichever thread asks
+    first (an eval worker): measured, the model was SIGKILLed mid-request when
+    that worker finished.
+    """
 
     def watch() -> None:
         try:
