@@ -42,6 +42,8 @@ class ModelSettings(_Section):
     gguf_path: str | None = None
     n_ctx: int = Field(4096, ge=512)
     n_threads: int | None = Field(None, ge=1)
+    # Local model processes: each holds one conversation's KV cache; `eval -j N` runs at most this many at once.
+    processes: int = Field(1, ge=1, le=8)
     seed: int = 0
     # record/replay response cache
     cache_mode: Literal["off", "record", "replay"] = "off"

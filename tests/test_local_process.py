@@ -181,3 +181,38 @@ def test_a_crash_mid_run_is_recorded_as_an_errored_trace(fake_chat: ChatLlamaCpp
     assert root_run is not None
     assert root_run.error and "signal 11" in root_run.error
     assert root_run.extra["metadata"]["error_type"] == "model_error"
+
+
+def test_each_thread_keeps_its_own_model_process_when_there_are_several(fake_chat: ChatLlamaCpp) -> None:
+    """model.processes = 2: two eval workers get two children; a worker's turns stay in its child."""
+    import threading
+
+    chat = fake_chat.model_copy(update={"processes": 2})
+    pids: dict[str, list[int]] = {}
+
+    def worker(name: str) -> None:
+        procs = [chat.process() for _ in range(3)]
+        for p in procs:
+            p.ensure()
+        pids[name] = [p.pid for p in procs]
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(pids["a"])) == 1 and len(set(pids["b"])) == 1
+    assert pids["a"][0] != pids["b"][0]
+
+
+def test_eval_caps_jobs_at_the_local_model_processes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from selfheal.config import load_settings
+    from selfheal.evaluation import runner
+
+    two = load_settings(tmp_path, env={}, overrides={"model": {"provider": "local", "processes": 2}})
+    assert runner.jobs_for_model(two, 4) == 2 and runner.jobs_for_model(two, 1) == 1
+    one = load_settings(tmp_path, env={}, overrides={"model": {"provider": "local"}})
+    assert runner.jobs_for_model(one, 4) == 1
+    assert runner.jobs_for_model(one, 4, custom_model=True) == 4  # a test's or bench's own model
+    replay = load_settings(tmp_path, env={}, overrides={"model": {"provider": "local", "cache_mode": "replay"}})
+    assert runner.jobs_for_model(replay, 4) == 4  # replay never generates

@@ -279,6 +279,29 @@ def _default_factory(settings: Settings) -> Callable[[], BaseChatModel]:
     return lambda: make_chat_model(settings)
 
 
+def jobs_for_model(settings: Settings, jobs: int, *, custom_model: bool = False) -> int:
+    """``jobs``, capped at ``model.processes`` when the embedded model generates.
+
+    One model process holds one conversation's KV cache: N conversations
+    interleaved in it re-read each other's prompts on every turn (measured:
+    ``-j 2`` on one process took 2.5x the wall time of ``-j 1``).
+    """
+    if jobs > 1 and not custom_model and _local_model_live(settings) and jobs > settings.model.processes:
+        _note(f"-j {jobs} with {settings.model.processes} local model process(es): running -j "
+              f"{settings.model.processes} (set model.processes to run more at once)")
+        return settings.model.processes
+    return jobs
+
+
+def _local_model_live(settings: Settings) -> bool:
+    """The embedded model will generate (not replay) for this eval."""
+    if settings.model.cache_mode == "replay":
+        return False
+    from selfheal.models.providers import resolve_provider
+
+    return resolve_provider(settings) == "local"
+
+
 def run_experiment(
     settings: Settings,
     dataset: Dataset,
@@ -316,8 +339,7 @@ def run_experiment(
     if not examples:
         raise SelfhealError(f"dataset '{dataset.name}' has no examples in split '{split}'")
     _check_scenarios(settings, dataset, examples)
-    # The embedded model serializes generations in its own process: threads queue there while
-    # each example's tools, tracing and retrieval overlap with another example's generation.
+    jobs = jobs_for_model(settings, jobs, custom_model=model_factory is not None)
 
     identity = model_identity(settings)
     context_version = content_version(settings.prompts_dir, settings.root)

@@ -179,6 +179,8 @@ class ChatLlamaCpp(BaseChatModel):
     #: Where the model process keeps fixed-prefix KV states (None: ~/.cache/selfheal/kv; "" disables).
     state_dir: str | None = None
     request_timeout_s: float | None = None
+    #: Model processes shared by this model's threads (each thread's conversations stay in one).
+    processes: int = Field(default=1, ge=1)
 
     @property
     def _llm_type(self) -> str:
@@ -214,7 +216,7 @@ class ChatLlamaCpp(BaseChatModel):
             model_path=os.path.realpath(self.model_path),
             model_name=self.model_name,
             n_ctx=self.n_ctx,
-            threads=self.n_threads or default_threads(),
+            threads=self.n_threads or max(1, default_threads() // self.processes),
             seed=self.seed,
             tool_bias=self.tool_bias,
             max_tool_calls=self.max_tool_calls,
@@ -232,7 +234,7 @@ class ChatLlamaCpp(BaseChatModel):
                 "the embedded model needs llama-cpp-python: "
                 f"{INSTALL_HINT} (or set OPENAI_API_KEY / OPENAI_BASE_URL for an OpenAI-compatible endpoint)"
             )
-        return model_process(self.process_spec())
+        return model_process(self.process_spec(), self.processes)
 
     def bind_tools(
         self,

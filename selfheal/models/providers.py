@@ -86,6 +86,7 @@ def make_local_chat(settings: Settings) -> BaseChatModel:
         temperature=m.temperature,
         max_tokens=m.max_tokens,
         request_timeout_s=m.timeout_s,
+        processes=m.processes,
     )
 
 
