@@ -170,13 +170,14 @@ class LocalModelProcess:
             sel.close()
         return buf.decode("utf-8", "replace").split("\n", 1)[0]
 
-    def ensure(self) -> None:
-        """Start the child if it is not running (a dead one is replaced)."""
+    def ensure(self) -> tuple[httpx.Client, subprocess.Popen[bytes]]:
+        """Start the child if it is not running (a dead one is replaced); its client and process."""
         with self._lock:
-            if self._proc is not None and self._proc.poll() is None:
-                return
-            self._kill()
-            self._start()
+            if self._proc is None or self._proc.poll() is not None:
+                self._kill()
+                self._start()
+            assert self._client is not None and self._proc is not None
+            return self._client, self._proc
 
     @property
     def pid(self) -> int | None:
@@ -221,9 +222,7 @@ class LocalModelProcess:
     def request(self, method: str, path: str, payload: dict[str, Any] | None = None,
                 *, timeout: float | None = None) -> dict[str, Any]:
         """A JSON request to the child; its death is a ModelError (the next call restarts it)."""
-        self.ensure()
-        client, proc = self._client, self._proc
-        assert client is not None and proc is not None
+        client, proc = self.ensure()
         try:
             response = client.request(method, path, json=payload, timeout=timeout)
         except httpx.TimeoutException:
