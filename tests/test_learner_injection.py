@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,13 @@ from selfheal.agent.runner import run_task
 from selfheal.config import load_settings
 from selfheal.errors import ConfigError
 from selfheal.models.fakes import ScriptedChatModel
+from helpers.curation import make_repo
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()
 def repo(tmp_path: Path) -> Path:
-    for name in ("prompts", "cheatsheet", "evals"):
-        shutil.copytree(REPO / name, tmp_path / name)
-    shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")
-    return tmp_path
+    return make_repo(tmp_path)
 
 
 def _wrong_fix() -> ScriptedChatModel:
