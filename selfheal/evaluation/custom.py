@@ -24,7 +24,6 @@ In ``dataset.yaml``::
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
     from selfheal.agent.runner import RunOutcome
     from selfheal.evaluation.dataset import CustomEvaluatorSpec, Example
 
-_IMPORT_LOCK = threading.Lock()
 _ACCEPTED = {"run", "example", "inputs", "outputs", "reference_outputs"}
 
 
@@ -74,19 +72,27 @@ def import_object(spec: str, root: Path, *, what: str) -> Any:
     from selfheal.agents.registry import load_object
 
     module_name = spec.partition(":")[0]
-    with _IMPORT_LOCK:
-        try:
-            return load_object(spec, root=root)
-        except ValueError:
-            raise ConfigError(f"{what} '{spec}': expected 'module:attribute'") from None
-        except AttributeError:
-            raise ConfigError(f"{what} '{spec}': {module_name} has no attribute '{spec.partition(':')[2]}'") from None
-        except Exception as exc:  # noqa: BLE001 - any import failure is the user's module
-            raise ConfigError(f"{what} '{spec}': cannot import {module_name}: {type(exc).__name__}: {exc}") from None
+    try:
+        return load_object(spec, root=root)
+    except ValueError:
+        raise ConfigError(f"{what} '{spec}': expected 'module:attribute'") from None
+    except AttributeError:
+        raise ConfigError(f"{what} '{spec}': {module_name} has no attribute '{spec.partition(':')[2]}'") from None
+    except Exception as exc:  # noqa: BLE001 - any import failure is the user's module
+        raise ConfigError(f"{what} '{spec}': cannot import {module_name}: {type(exc).__name__}: {exc}") from None
 
 
-def load_evaluator(spec: str, root: Path) -> Callable[..., Any]:
-    """The callable behind ``spec``, checked for a signature LangSmith would accept."""
+#: A loaded evaluator, adapted once to one calling convention: ``(run, example) -> result``.
+Evaluator = Callable[["EvalRun", "EvalExample"], Any]
+
+
+def load_evaluator(spec: str, root: Path) -> Evaluator:
+    """The callable behind ``spec``, its signature checked and adapted once (not per example).
+
+    Parameters named from ``run, example, inputs, outputs, reference_outputs``
+    are passed by name; any other two-parameter function gets ``(run, example)``
+    positionally, as LangSmith allows.
+    """
     fn = import_object(spec, root, what="evaluator")
     if not callable(fn):
         raise ConfigError(f"evaluator '{spec}': not callable")
@@ -94,9 +100,18 @@ def load_evaluator(spec: str, root: Path) -> Callable[..., Any]:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return fn  # a builtin or C callable: trust it with (run, example)
-    named = [p for p in params.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    unknown = [p.name for p in named if p.name not in _ACCEPTED and p.default is p.empty]
-    if unknown and len(named) != 2:
+    names = [p.name for p in params.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if all(n in _ACCEPTED for n in names):
+
+        def by_name(run: EvalRun, ref: EvalExample) -> Any:
+            available = {"run": run, "example": ref, "inputs": run.inputs, "outputs": run.outputs,
+                         "reference_outputs": ref.outputs}
+            return fn(**{n: available[n] for n in names})
+
+        return by_name
+    unknown = [p.name for p in params.values() if p.name in names and p.name not in _ACCEPTED
+               and p.default is p.empty]
+    if unknown and len(names) != 2:
         raise ConfigError(
             f"evaluator '{spec}': unsupported parameter(s) {', '.join(unknown)} "
             "(use (run, example) or inputs/outputs/reference_outputs)"
@@ -123,19 +138,6 @@ def run_views(example: Example, outcome: RunOutcome) -> tuple[EvalRun, EvalExamp
     ref = EvalExample(id=example.id, inputs=inputs, outputs=dict(example.reference_outputs),
                       metadata={"split": example.split, "task_type": example.task_type, **example.metadata})
     return run, ref
-
-
-def _call(fn: Callable[..., Any], run: EvalRun, ref: EvalExample) -> Any:
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(run, ref)
-    available = {"run": run, "example": ref, "inputs": run.inputs, "outputs": run.outputs,
-                 "reference_outputs": ref.outputs}
-    names = [p.name for p in params.values() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    if all(n in available for n in names):
-        return fn(**{n: available[n] for n in names})
-    return fn(run, ref)  # positional (run, example) with other names, as LangSmith allows
 
 
 def _score_of(value: Any) -> float | None:
@@ -168,13 +170,13 @@ def _results(raw: Any, default_key: str) -> list[tuple[str, float, str]]:
     return [(default_key, score, "")]
 
 
-def score_custom(spec: CustomEvaluatorSpec, fn: Callable[..., Any], example: Example,
+def score_custom(spec: CustomEvaluatorSpec, fn: Evaluator, example: Example,
                  outcome: RunOutcome) -> list[EvaluatorScore]:
     """Run one custom evaluator; every failure is a 0 score with its reason, never an exception."""
     default_key = spec.key or spec.function.rpartition(":")[2]
     run, ref = run_views(example, outcome)
     try:
-        triples = _results(_call(fn, run, ref), default_key)
+        triples = _results(fn(run, ref), default_key)
     except Exception as exc:  # noqa: BLE001 - a team's evaluator may raise anything
         return [EvaluatorScore(key=default_key, score=0.0, passed=False, weight=spec.weight, required=spec.required,
                                comment=f"evaluator {spec.function} failed: {type(exc).__name__}: {exc}"[:240])]

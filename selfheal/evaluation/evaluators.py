@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from selfheal.evaluation.custom import score_custom
+from selfheal.evaluation.custom import Evaluator, score_custom
 from selfheal.evaluation.dataset import CustomEvaluatorSpec, EvaluatorConfig, Example, LimitsSpec
 from selfheal.evaluation.results import EvaluatorScore
 
@@ -212,7 +212,7 @@ def evaluate_outcome(
     config: EvaluatorConfig,
     *,
     judge_model: BaseChatModel | None = None,
-    custom: Sequence[tuple[CustomEvaluatorSpec, Callable[..., Any]]] = (),
+    custom: Sequence[tuple[CustomEvaluatorSpec, Evaluator]] = (),
 ) -> tuple[bool, float, list[EvaluatorScore]]:
     """(passed, weighted score 0..1, one score per applicable evaluator) for one run.
 
