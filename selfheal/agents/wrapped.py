@@ -52,21 +52,25 @@ def _as_verdict(value: Verdict | bool | None) -> Verdict:
     return Verdict(bool(value), [], "the verifier accepted the outcome" if value else "the verifier rejected it")
 
 
-def _positional_arity(fn: Callable[..., Any]) -> int:
+def _with_task(fn: Verifier) -> Callable[[str, str], Verdict | bool | None]:
+    """``fn`` called as ``(answer, task)``, whichever of the two documented signatures it has
+    (decided once, from its signature)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return 1
+        return lambda answer, task: fn(answer)
     if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return 2
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        return fn
+    if sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params) >= 2:
+        return fn
+    return lambda answer, task: fn(answer)
 
 
 class WrappedSession:
     """One run of a wrapped graph: its task, its tools (for descriptions), its executor and verifier."""
 
     def __init__(self, *, task: str, task_type: str, scenario: str | None, executor: Any,
-                 tools: Sequence[BaseTool], verify: Verifier | None) -> None:
+                 tools: Sequence[BaseTool], verify: Callable[[str, str], Verdict | bool | None] | None) -> None:
         self.task = task
         self.task_type = task_type
         self.scenario = scenario
@@ -77,9 +81,7 @@ class WrappedSession:
     def verify(self, answer: str = "") -> Verdict:
         if self._verify is None:
             return Verdict(None, [], "no verifier: the outcome is unverified")
-        if _positional_arity(self._verify) >= 2:
-            return _as_verdict(self._verify(answer, self.task))
-        return _as_verdict(self._verify(answer))
+        return _as_verdict(self._verify(answer, self.task))
 
     def close(self) -> None:
         """Nothing to release: the graph belongs to the team."""
@@ -95,7 +97,7 @@ class WrappedAgent:
         self.name = name
         self.graph = graph
         self.tools = list(tools)
-        self._verify = verify
+        self._verify = _with_task(verify) if verify is not None else None
         self._classify = classify
 
     def classify(self, task: str) -> str:
@@ -106,8 +108,7 @@ class WrappedAgent:
         if not path.is_file():
             known = ", ".join(self.list_scenarios(settings)) or "none"
             raise ScenarioError(f"agent '{self.name}': unknown scenario '{scenario}' (known: {known})")
-        self.validate_scenario(path)
-        return dict(read_yaml(path))
+        return self._read(path)
 
     def open(self, settings: Settings, *, task: str | None = None, scenario: str | None = None) -> WrappedSession:
         spec = self._example(settings, scenario) if scenario else {}
@@ -135,6 +136,10 @@ class WrappedAgent:
 
     def validate_scenario(self, path: Path) -> int:
         """A wrapped graph's examples are the shared header only: any other key is a ``file:line`` error."""
+        self._read(path)
+        return 0
+
+    def _read(self, path: Path) -> dict[str, Any]:
         raw = read_yaml(path)
         if not hasattr(raw, "get"):
             raise FileFormatError(path, 1, "an example must be a mapping")
@@ -142,7 +147,7 @@ class WrappedAgent:
             if key not in _HEADER:
                 raise FileFormatError(path, line_of(raw, (key,)),
                                       f"unknown key '{key}' (an example of '{self.name}' has: {', '.join(_HEADER)})")
-        return 0
+        return dict(raw)
 
 
 def wrap_graph(graph: Any, *, name: str, tools: Sequence[BaseTool] = (), verify: Verifier | None = None,
