@@ -216,3 +216,13 @@ def test_eval_caps_jobs_at_the_local_model_processes(monkeypatch: pytest.MonkeyP
     assert runner.jobs_for_model(one, 4, custom_model=True) == 4  # a test's or bench's own model
     replay = load_settings(tmp_path, env={}, overrides={"model": {"provider": "local", "cache_mode": "replay"}})
     assert runner.jobs_for_model(replay, 4) == 4  # replay never generates
+
+
+def test_the_chat_format_reaches_the_model_process(tmp_path: Path) -> None:
+    """A stock llama-cpp-python format is honoured in the child, not silently replaced by selfheal's."""
+    weights = tmp_path / "m.gguf"
+    weights.write_bytes(b"GGUF")
+    chat = ChatLlamaCpp(model_path=str(weights), chat_format="chatml-function-calling", n_threads=1)
+    argv = chat.process_spec().argv()
+    assert argv[argv.index("--chat-format") + 1] == "chatml-function-calling"
+    assert ModelProcessSpec("m", "m", 1, 1).argv()[-1] == "selfheal-tools"

@@ -33,6 +33,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+#: The ``chat_format`` name of this module's handler (anything else is a llama-cpp-python format).
+SELFHEAL_CHAT_FORMAT = "selfheal-tools"
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 DEFAULT_SYSTEM = "You are a helpful assistant."

@@ -34,11 +34,11 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from selfheal.errors import ModelError
+from selfheal.models.llama_tools import SELFHEAL_CHAT_FORMAT
 from selfheal.models.local_process import LocalModelProcess, LocalModelRequestError, ModelProcessSpec
 from selfheal.models.local_weights import INSTALL_HINT, MODEL_ID
 from selfheal.models.structured import StructuredMethod, structured_runnable
 
-SELFHEAL_CHAT_FORMAT = "selfheal-tools"
 _CALL_KWARGS = {"temperature", "max_tokens", "top_p", "top_k", "min_p", "seed", "repeat_penalty",
                 "presence_penalty", "frequency_penalty"}
 _CTX_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
@@ -221,6 +221,7 @@ class ChatLlamaCpp(BaseChatModel):
             tool_bias=self.tool_bias,
             max_tool_calls=self.max_tool_calls,
             state_dir=self.state_dir if self.state_dir is not None else str(default_state_dir()),
+            chat_format=self.chat_format,
         )
 
     def process(self) -> LocalModelProcess:

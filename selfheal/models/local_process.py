@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 
 from selfheal.errors import ModelError
+from selfheal.models.llama_tools import SELFHEAL_CHAT_FORMAT
 
 READY_TIMEOUT_S = 180.0
 _HINTS = {
@@ -56,6 +57,7 @@ class ModelProcessSpec:
     tool_bias: float = 1.0
     max_tool_calls: int = 1
     state_dir: str | None = None
+    chat_format: str = SELFHEAL_CHAT_FORMAT
 
     def argv(self) -> list[str]:
         args = [
@@ -63,6 +65,7 @@ class ModelProcessSpec:
             "--model", self.model_path, "--model-name", self.model_name,
             "--n-ctx", str(self.n_ctx), "--threads", str(self.threads), "--seed", str(self.seed),
             "--tool-bias", str(self.tool_bias), "--max-tool-calls", str(self.max_tool_calls),
+            "--chat-format", self.chat_format,
         ]
         if self.state_dir:
             args += ["--state-dir", self.state_dir]
@@ -124,6 +127,8 @@ class LocalModelProcess:
         return lines[-1][:300] if lines else ""
 
     def _start(self) -> None:
+        if self._stderr is not None:  # the last child's log: its tail was reported when it died
+            self._stderr.close()
         self._stderr = tempfile.TemporaryFile(prefix="selfheal-model-")
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")

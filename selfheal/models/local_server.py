@@ -88,10 +88,16 @@ class ModelServer:
     def __init__(self, args: argparse.Namespace) -> None:
         from llama_cpp import Llama, llama_print_system_info
 
-        from selfheal.models.llama_tools import ToolCallingChatHandler
+        from selfheal.models.llama_tools import SELFHEAL_CHAT_FORMAT, ToolCallingChatHandler
 
         self.args = args
         self.lock = threading.Lock()
+        # The fixed prefix (see warm_prefix) is how selfheal's own handler renders tools.
+        self.own_handler = args.chat_format == SELFHEAL_CHAT_FORMAT
+        chat: dict[str, Any] = (
+            {"chat_handler": ToolCallingChatHandler(tool_bias=args.tool_bias, max_calls=args.max_tool_calls)}
+            if self.own_handler else {"chat_format": args.chat_format}
+        )
         started = time.perf_counter()
         self.llama = Llama(
             model_path=args.model,
@@ -100,7 +106,7 @@ class ModelServer:
             n_threads_batch=args.threads,
             seed=args.seed,
             verbose=False,
-            chat_handler=ToolCallingChatHandler(tool_bias=args.tool_bias, max_calls=args.max_tool_calls),
+            **chat,
         )
         self.load_s = time.perf_counter() - started
         info = llama_print_system_info()
@@ -116,6 +122,7 @@ class ModelServer:
         self.state_dir = Path(args.state_dir) if args.state_dir else None
         self.prefix_loads = 0
         self.prefix_saves = 0
+        self._prefix_tokens: tuple[str, list[int]] = ("", [])
 
     # -- the fixed prefix's KV state, shared across processes -------------------
     def _state_path(self, prefix: str) -> Path | None:
@@ -133,10 +140,14 @@ class ModelServer:
         import numpy as np
         import llama_cpp
 
-        # Tokenized as create_completion tokenizes a prompt. The last tokens are dropped: BPE may
-        # merge the prefix's end with what follows it in a whole prompt, and a prefix that does
-        # not match the prompt token for token would make every request re-read it.
-        tokens = self.llama.tokenize(prefix.encode("utf-8"), special=True)[:-_BOUNDARY_TOKENS]
+        # Tokenized as create_completion tokenizes a prompt (once per prefix: every turn sends it).
+        # The last tokens are dropped: BPE may merge the prefix's end with what follows it in a
+        # whole prompt, and a prefix that does not match the prompt token for token would make
+        # every request re-read it.
+        if self._prefix_tokens[0] != prefix:
+            cut = self.llama.tokenize(prefix.encode("utf-8"), special=True)[:-_BOUNDARY_TOKENS]
+            self._prefix_tokens = (prefix, cut)
+        tokens = self._prefix_tokens[1]
         if len(tokens) < 64:
             return "short"
         n = self.llama.n_tokens
@@ -181,7 +192,7 @@ class ModelServer:
             started = time.perf_counter()
             before = self.evaluated
             prefix_source = None
-            if request.get("tools") and request.get("tool_choice") != "none":
+            if self.own_handler and request.get("tools") and request.get("tool_choice") != "none":
                 prefix_source = self.warm_prefix(fixed_prefix(request["tools"]))
             warm_evaluated = self.evaluated - before
             response = self.llama.create_chat_completion(**request)
@@ -305,6 +316,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tool-bias", type=float, default=1.0)
     p.add_argument("--max-tool-calls", type=int, default=1)
     p.add_argument("--state-dir", default=None)
+    p.add_argument("--chat-format", default="selfheal-tools", help="selfheal-tools or a llama-cpp-python format")
     p.add_argument("--port", type=int, default=0)
     return p.parse_args(argv)
 

@@ -132,7 +132,6 @@ def check_local_model(settings: Settings, *, tokens: int = 16) -> dict[str, obje
     chat = make_local_chat(settings)
     process = chat.process()  # type: ignore[attr-defined]
     try:
-        process.ensure()
         speed = process.request("POST", "/selfheal/check", {"tokens": tokens}, timeout=settings.model.timeout_s)
         health = process.request("GET", "/health", timeout=30)
     finally:
