@@ -14,11 +14,8 @@ from selfheal.cli.main import load_cli_settings
 @click.pass_context
 def agents(ctx: click.Context, as_json: bool) -> None:
     """List installed agents (entry points) and the configured agent_factory."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from selfheal.agents.registry import agent_sources
-    from selfheal.cli.render import console
+    from selfheal.cli.render import print_rows
 
     settings = load_cli_settings(ctx)
     sources = agent_sources(settings)
@@ -26,11 +23,7 @@ def agents(ctx: click.Context, as_json: bool) -> None:
         rows = [{**s.to_dict(), "configured": s.name == settings.agent} for s in sources]
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(sources)} agent(s); selfheal.yaml runs '{settings.agent}'")
-    for col in ("", "name", "source"):
-        table.add_column(col, overflow="fold")
-    for s in sources:
-        table.add_row("*" if s.name == settings.agent else "", escape(s.name), escape(s.describe()))
-    console().print(table)
+    print_rows(f"{len(sources)} agent(s); selfheal.yaml runs '{settings.agent}'", ("", "name", "source"),
+               [("*" if s.name == settings.agent else "", s.name, s.describe()) for s in sources])
     if settings.agent not in {s.name for s in sources}:
         click.echo(f"note: the configured agent '{settings.agent}' is not among them", err=True)

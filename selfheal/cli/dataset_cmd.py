@@ -51,10 +51,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def show_cmd(ctx: click.Context, name: str, split: str, as_json: bool) -> None:
     """The examples of one dataset (optionally one split)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from selfheal.cli.render import console
+    from selfheal.cli.render import print_rows
     from selfheal.evaluation.dataset import load_dataset
 
     settings = load_cli_settings(ctx)
@@ -83,13 +80,9 @@ def show_cmd(ctx: click.Context, name: str, split: str, as_json: bool) -> None:
         }
         click.echo(json.dumps(payload, indent=2))
         return
-    table = Table(title=f"{ds.name} ({split}): {len(examples)} example(s), hash {ds.short_hash}")
-    for col in ("name", "split", "task_type", "kind", "task"):
-        table.add_column(col, overflow="fold")
-    for e in examples:
-        kind = "scenario" if e.scenario else "plain"
-        table.add_row(escape(e.name), e.split, escape(e.task_type), kind, escape(e.task))
-    console().print(table)
+    print_rows(f"{ds.name} ({split}): {len(examples)} example(s), hash {ds.short_hash}",
+               ("name", "split", "task_type", "kind", "task"),
+               [(e.name, e.split, e.task_type, "scenario" if e.scenario else "plain", e.task) for e in examples])
 
 
 @contextmanager

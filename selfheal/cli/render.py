@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
 
 def console() -> Console:
     return Console(highlight=False, soft_wrap=False)
+
+
+def print_rows(title: str, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A table of plain-text cells (escaped: a name is never read as markup), long cells folded."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(str(cell)) for cell in row))
+    console().print(table)
 
 
 def _args(args: Any) -> str:

@@ -14,10 +14,7 @@ from selfheal.cli.main import load_cli_settings
 @click.pass_context
 def scenarios(ctx: click.Context, as_json: bool) -> None:
     """List scenarios with their task type and task."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from selfheal.cli.render import console
+    from selfheal.cli.render import print_rows
     from selfheal.agents.registry import get_agent
 
     settings = load_cli_settings(ctx)
@@ -26,9 +23,5 @@ def scenarios(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{len(rows)} scenario(s) in {settings.scenarios_dir}")
-    for col in ("name", "task_type", "task"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        table.add_row(escape(r["name"]), escape(r["task_type"]), escape(r["task"]))
-    console().print(table)
+    print_rows(f"{len(rows)} scenario(s) in {settings.scenarios_dir}", ("name", "task_type", "task"),
+               [(r["name"], r["task_type"], r["task"]) for r in rows])
