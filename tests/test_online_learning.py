@@ -109,8 +109,6 @@ def test_a_verified_success_counts_its_used_entries_helpful(repo: Path) -> None:
 
 
 def test_bm25_fallback_gives_a_candidate_one_slot(repo: Path) -> None:
-    from types import SimpleNamespace
-
     from selfheal.agent.nodes import _bm25_entries
     from selfheal.cheatsheet.model import FailurePattern, Source
 
@@ -122,8 +120,8 @@ def test_bm25_fallback_gives_a_candidate_one_slot(repo: Path) -> None:
     )
     from selfheal.cheatsheet.model import Cheatsheet
 
-    rc = SimpleNamespace(cheatsheet=Cheatsheet(root=sheet.root, entries=[*sheet.entries, candidate]))
-    hits = _bm25_entries(rc, "checkout-api times out", "lambda_timeout", 3)  # type: ignore[arg-type]
+    hits = _bm25_entries(Cheatsheet(root=sheet.root, entries=[*sheet.entries, candidate]),
+                         "checkout-api times out", "lambda_timeout", 3)
     assert [h["candidate"] for h in hits].count(True) == 1
     assert hits[-1]["entry"].id == candidate.id
     assert sum(1 for h in hits if not h["candidate"]) <= 3

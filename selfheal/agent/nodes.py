@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
@@ -31,6 +31,10 @@ from selfheal.agent.record import (
 )
 from selfheal.agent.state import AgentState, RunContext
 from selfheal.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from selfheal.cheatsheet.model import Cheatsheet
+    from selfheal.config import Settings
 
 _log = logging.getLogger(__name__)
 
@@ -70,49 +74,58 @@ def retrieve_from_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) ->
     return {"context": context, "cheatsheet": cheatsheet}
 
 
-def _embeddings_off(rc: RunContext) -> bool:
-    emb = getattr(rc.settings, "embeddings", None)
-    return getattr(emb, "provider", None) == "none"
-
-
 def _ranked_entries(rc: RunContext, task: str, task_type: str | None, top_k: int) -> list[dict[str, Any]]:
+    return rank_entries(rc.settings, rc.cheatsheet, task, task_type, top_k, embedder=rc.embedder,
+                        counters=rc.counters)
+
+
+def rank_entries(
+    settings: Settings,
+    cheatsheet: Cheatsheet,
+    task: str,
+    task_type: str | None,
+    top_k: int,
+    *,
+    embedder: Any = None,
+    counters: Any = None,
+) -> list[dict[str, Any]]:
     """``[{"entry", "score", "candidate"}]`` from embedding ranking, or the BM25 fallback.
 
     BM25 when embeddings are off (``embeddings.provider: none``) or no embedder
     can be built here (a ModelError, logged); a configured endpoint failing
-    mid-run is not hidden.
+    mid-run is not hidden. ``embedder`` / ``counters``: injected ones, else
+    built from settings.
     """
     if top_k <= 0:
         return []
-    if not _embeddings_off(rc):
+    if getattr(getattr(settings, "embeddings", None), "provider", None) != "none":
+        from selfheal.cheatsheet.counters import open_counters
         from selfheal.cheatsheet.ranking import embedding_cache_dir, retrieve_entries
         from selfheal.errors import ModelError
         from selfheal.models.embeddings import make_embedder
-        from selfheal.cheatsheet.counters import open_counters
 
-        embedder = rc.embedder
         if embedder is None:
             try:
-                embedder = make_embedder(rc.settings)
+                embedder = make_embedder(settings)
             except ModelError as exc:
                 _log.warning("embedding retrieval unavailable (%s); using BM25", exc)
         if embedder is not None:
-            with open_counters(rc.settings, rc.counters) as counters:
+            with open_counters(settings, counters) as opened:
                 hits = retrieve_entries(
-                    rc.cheatsheet, task, task_type=task_type, top_k=top_k, embedder=embedder,
-                    counters=counters, candidate_slots=1, cache_dir=embedding_cache_dir(rc.settings),
+                    cheatsheet, task, task_type=task_type, top_k=top_k, embedder=embedder,
+                    counters=opened, candidate_slots=1, cache_dir=embedding_cache_dir(settings),
                 )
             return [{"entry": h.entry, "score": h.score, "candidate": h.candidate} for h in hits]
-    return _bm25_entries(rc, task, task_type, top_k)
+    return _bm25_entries(cheatsheet, task, task_type, top_k)
 
 
-def _bm25_entries(rc: RunContext, task: str, task_type: str | None, top_k: int) -> list[dict[str, Any]]:
+def _bm25_entries(cheatsheet: Cheatsheet, task: str, task_type: str | None, top_k: int) -> list[dict[str, Any]]:
     """Lexical retrieval: top-k active entries plus one slot for the best-matching candidate."""
     from selfheal.cheatsheet.retrieval import BM25Retriever, retrieve
 
-    active = retrieve(rc.cheatsheet, task, task_type=task_type, top_k=top_k)
+    active = retrieve(cheatsheet, task, task_type=task_type, top_k=top_k)
     out = [{"entry": h.entry, "score": h.score, "candidate": False} for h in active]
-    candidates = [e for e in rc.cheatsheet.entries if e.status == "candidate"]
+    candidates = [e for e in cheatsheet.entries if e.status == "candidate"]
     if candidates:
         # BM25Retriever indexes active entries only: index the candidates as if they were.
         by_id = {e.id: e for e in candidates}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ def prepare_context(
     agent's tool names, undescribed) supply the descriptions the template
     shows, with ``context.yaml``'s overrides applied.
     """
-    from selfheal.agent.nodes import _ranked_entries
+    from selfheal.agent.nodes import rank_entries
     from selfheal.agents.registry import get_agent
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.context.loader import load_context
@@ -80,8 +79,7 @@ def prepare_context(
     kind = task_type or plugin.classify(task)
     ctx = load_context(settings.prompts_dir)
     cheatsheet = load_cheatsheet(settings.cheatsheet_dir)
-    rc = SimpleNamespace(settings=settings, cheatsheet=cheatsheet, embedder=None, counters=None)
-    hits = _ranked_entries(rc, task, kind, settings.thresholds.top_k)  # type: ignore[arg-type]
+    hits = rank_entries(settings, cheatsheet, task, kind, settings.thresholds.top_k)
     described = ([(t.name, t.description or "") for t in tools] if tools is not None
                  else [(name, "") for name in plugin.tool_names()])
     prompt = render_system_prompt(ctx, task=task, task_type=kind, entries=[h["entry"] for h in hits],
