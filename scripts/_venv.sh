@@ -15,7 +15,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SELFHEAL_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
-LLAMA_VERSION="0.3.36"
+# the version pyproject.toml pins for the `local` extra (one place to change it)
+LLAMA_VERSION="$(grep -o 'llama-cpp-python==[0-9.]*' "$ROOT/pyproject.toml" | head -1 | cut -d= -f3)"
 
 llama_cmake_args() {
   # LLAVA is the multimodal part of llama.cpp: not needed, and it doubles the build.
@@ -41,7 +42,7 @@ install_llama() {
   cache_root="${SELFHEAL_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/selfheal/wheels}"
   wheels="$cache_root/llama-cpp-python-$LLAMA_VERSION-$key"
   if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-    echo "==> building llama-cpp-python $LLAMA_VERSION with portable CPU kernels (once: ~5-10 min on 2 cores)"
+    echo "==> building llama-cpp-python $LLAMA_VERSION (once per flags: ~5-10 min on 2 cores)"
     echo "    CMAKE_ARGS=$args"
     mkdir -p "$wheels.tmp"
     CMAKE_ARGS="$args" FORCE_CMAKE=1 \
