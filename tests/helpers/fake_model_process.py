@@ -16,8 +16,10 @@ import signal
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
+
+from json_http import JsonHandler  # run as a script: this folder is on sys.path
 
 
 def _reply(body: dict[str, Any]) -> dict[str, Any]:
@@ -43,29 +45,17 @@ def _reply(body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args: Any) -> None:
-        return
-
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class Handler(JsonHandler):
 
     def do_GET(self) -> None:  # noqa: N802
-        self._send(200, {"status": "ok", "pid": os.getpid(), "cpu_features": ["FAKE"]})
+        self.send_json(200, {"status": "ok", "pid": os.getpid(), "cpu_features": ["FAKE"]})
 
     def do_POST(self) -> None:  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
         if "Requested tokens" in json.dumps(body):
-            self._send(400, {"error": {"message": "Requested tokens (9000) exceed context window of 8192"}})
+            self.send_json(400, {"error": {"message": "Requested tokens (9000) exceed context window of 8192"}})
             return
-        self._send(200, _reply(body))
+        self.send_json(200, _reply(body))
 
 
 def main() -> None:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from helpers.json_http import JsonHandler
 
 
 class _Server(ThreadingHTTPServer):
@@ -160,20 +162,8 @@ class GitHubStub:
         return 404, {"message": f"stub has no {method} /{'/'.join(parts)}"}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _handle(self, method: str) -> None:
         stub = self.server.stub
@@ -186,10 +176,10 @@ class _Handler(BaseHTTPRequestHandler):
             stub.requests.append((method, split.path, query, body))
             status = stub._fail.pop(0) if stub._fail else None
         if status is not None:
-            self._send(status, {"message": "stub failure"})
+            self.send_json(status, {"message": "stub failure"})
             return
         if self.headers.get("Authorization") != f"Bearer {stub.token}":
-            self._send(401, {"message": "Bad credentials"})
+            self.send_json(401, {"message": "Bad credentials"})
             return
         parts = [p for p in split.path.split("/") if p]
         try:
@@ -197,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status, payload = stub.route(method, parts, query, body)
         except Exception as exc:  # a stub bug shows up as a failed request
             status, payload = 400, {"message": f"{type(exc).__name__}: {exc}"}
-        self._send(status, payload)
+        self.send_json(status, payload)
 
     def do_GET(self) -> None:
         self._handle("GET")

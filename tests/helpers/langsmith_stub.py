@@ -27,9 +27,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from email import policy
 from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from helpers.json_http import JsonHandler
 
 _PAGE_SIZE = 100
 _JSON_PARTS = ("inputs", "outputs", "events", "extra", "error", "serialized")
@@ -285,12 +286,8 @@ def _eval_filter(expr: Any, run: dict[str, Any]) -> bool:
 
 
 # -- HTTP ----------------------------------------------------------------------
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: _StubServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     @property
     def stub(self) -> LangSmithStub:
@@ -306,12 +303,7 @@ class _Handler(BaseHTTPRequestHandler):
         return data
 
     def _send(self, status: int, payload: Any = None) -> None:
-        data = json.dumps(payload if payload is not None else {}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload if payload is not None else {})
 
     def _handle(self, method: str) -> None:
         stub = self.stub

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from selfheal.models.embeddings import FakeEmbedder
+from helpers.json_http import JsonHandler
 
 
 class OpenAIEmbeddingsStub:
@@ -29,11 +30,7 @@ class OpenAIEmbeddingsStub:
         self._lock = threading.Lock()
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
+        class Handler(JsonHandler):
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -48,12 +45,7 @@ class OpenAIEmbeddingsStub:
                     status, payload = error, {"error": {"message": f"scripted HTTP {error}", "type": "stub_error"}}
                 else:
                     status, payload = 200, stub._response(body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_json(status, payload)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

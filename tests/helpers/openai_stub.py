@@ -19,10 +19,11 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from helpers.json_http import JsonHandler
 
 
 def chat_completion(
@@ -81,11 +82,7 @@ class OpenAIStub:
         self._lock = threading.Lock()
         stub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # keep test output quiet
-                pass
+        class Handler(JsonHandler):
 
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 length = int(self.headers.get("Content-Length") or 0)
@@ -105,13 +102,8 @@ class OpenAIStub:
                     reply = _Reply(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
                 if reply.delay_s:
                     time.sleep(reply.delay_s)
-                data = json.dumps(reply.body).encode()
                 try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    self.send_json(reply.status, reply.body)
                 except (BrokenPipeError, ConnectionResetError):  # client gave up (timeout test)
                     pass
 
