@@ -30,6 +30,7 @@ from email.parser import BytesParser
 from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
 from helpers.json_http import JsonHandler
 
 _PAGE_SIZE = 100
