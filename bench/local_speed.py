@@ -36,6 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import PrivateAttr
+
+from selfheal.models.local_chat import ChatLlamaCpp
+
 REPO = Path(__file__).resolve().parents[1]
 PROMPT = "Write the numbers from 1 to 400 in English words, separated by commas, without any other text."
 SYSTEM = "You are a precise assistant."
@@ -84,11 +88,8 @@ def measure_generation(llama: Any, model: Any, n_tokens: int, rounds: int) -> di
             "selfheal_vs_direct": round(median["selfheal"] / median["direct"], 3)}
 
 
-_DirectChat: Any = None
-
-
 class _DirectModel:
-    """ChatLlamaCpp whose requests go to an in-process Llama (the pre-process-isolation path)."""
+    """Stands in for the model process: requests go to an in-process Llama (the path before isolation)."""
 
     def __init__(self, llama: Any) -> None:
         self.llama = llama
@@ -116,35 +117,27 @@ class _DirectModel:
         return res
 
 
-def _direct_chat_class() -> Any:
-    from pydantic import PrivateAttr
+class _DirectChat(ChatLlamaCpp):
+    """ChatLlamaCpp talking to a :class:`_DirectModel` instead of its model process."""
 
-    from selfheal.models.local_chat import ChatLlamaCpp
+    _direct: Any = PrivateAttr(default=None)
 
-    class DirectChat(ChatLlamaCpp):
-        _direct: Any = PrivateAttr(default=None)
+    @classmethod
+    def wrap(cls, chat: ChatLlamaCpp, direct: _DirectModel) -> _DirectChat:
+        out = cls(**chat.model_dump())
+        out._direct = direct
+        return out
 
-        @classmethod
-        def wrap(cls, chat: ChatLlamaCpp, direct: _DirectModel) -> DirectChat:
-            out = cls(**chat.model_dump())
-            out._direct = direct
-            return out
-
-        def process(self) -> Any:  # type: ignore[override]
-            return self._direct
-
-    return DirectChat
+    def process(self) -> Any:  # type: ignore[override]
+        return self._direct
 
 
 def measure_scenarios(llama: Any, names: list[str], threads: int, n_ctx: int) -> dict[str, Any]:
     from selfheal.agent.runner import run_task
     from selfheal.config import load_settings
     from selfheal.models import local_process
-    from selfheal.models.local_chat import ChatLlamaCpp
     from selfheal.models.local_weights import ensure_local_weights
 
-    global _DirectChat
-    _DirectChat = _direct_chat_class()
     work = Path(tempfile.mkdtemp(prefix="selfheal-bench-"))
     for name in ("prompts", "cheatsheet", "evals"):
         shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("replay*", "experiments"))
@@ -210,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from selfheal.models import local_process
-    from selfheal.models.local_chat import ChatLlamaCpp
     from selfheal.models.local_weights import MODEL_ID, ensure_local_weights
 
     path = str(ensure_local_weights())
