@@ -10,7 +10,9 @@
 # keyed by (version, CMAKE_ARGS) and installed from there.
 #
 # Opt-in native build (faster on the build machine, never portable):
-#   SELFHEAL_LLAMA_NATIVE=1 ./scripts/demo.sh
+#   LLAMA_CPP_NATIVE=1 ./scripts/demo.sh
+# (LLAMA_CPP_WHEELS moves the wheel folder.) Not SELFHEAL_* names: selfheal reads every
+# SELFHEAL_<SECTION>_<KEY> variable as a setting and refuses unknown ones.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SELFHEAL_VENV:-$ROOT/.venv}"
@@ -20,7 +22,7 @@ LLAMA_VERSION="$(grep -o 'llama-cpp-python==[0-9.]*' "$ROOT/pyproject.toml" | he
 
 llama_cmake_args() {
   # LLAVA is the multimodal part of llama.cpp: not needed, and it doubles the build.
-  if [ "${SELFHEAL_LLAMA_NATIVE:-0}" = "1" ]; then
+  if [ "${LLAMA_CPP_NATIVE:-0}" = "1" ]; then
     echo "-DGGML_NATIVE=ON -DLLAVA_BUILD=OFF"
   else
     echo "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DLLAVA_BUILD=OFF"
@@ -33,13 +35,13 @@ llama_cmake_args() {
 install_llama() {
   local args key wheels cache_root
   args="$(llama_cmake_args)"
-  if [ "${SELFHEAL_LLAMA_NATIVE:-0}" = "1" ]; then
+  if [ "${LLAMA_CPP_NATIVE:-0}" = "1" ]; then
     # a native wheel is only valid on this exact CPU: key it by the CPU's flags too
     key="$(printf '%s|%s|%s' "$LLAMA_VERSION" "$args" "$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)" | sha256sum | cut -c1-16)"
   else
     key="$(printf '%s|%s' "$LLAMA_VERSION" "$args" | sha256sum | cut -c1-16)"
   fi
-  cache_root="${SELFHEAL_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/selfheal/wheels}"
+  cache_root="${LLAMA_CPP_WHEELS:-${XDG_CACHE_HOME:-$HOME/.cache}/selfheal/wheels}"
   wheels="$cache_root/llama-cpp-python-$LLAMA_VERSION-$key"
   if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
     echo "==> building llama-cpp-python $LLAMA_VERSION (once per flags: ~5-10 min on 2 cores)"
