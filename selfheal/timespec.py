@@ -23,7 +23,10 @@ import re
 from datetime import UTC, datetime, timedelta
 
 #: One line listing what is accepted, quoted in every error.
-ACCEPTED_FORMS = "a number and a unit (45s, 30m, 12h, 7d, 2w, 1y), an ISO date or datetime (2026-01-31, 2026-01-31T12:00Z), or 'all'"
+ACCEPTED_FORMS = (
+    "a number and a unit (45s, 30m, 12h, 7d, 2w, 1y), an ISO date or datetime (2026-01-31, 2026-01-31T12:00Z), "
+    "or 'all'"
+)
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 _WINDOW = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdwy])$", re.ASCII)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 @click.command("curate")
-@since_option(default="7d", help="Curate runs started since then")
+@since_option(default="7d", what="Curate runs started since then")
 @click.option("--filter", "filter_", default=None, metavar="FILTER",
               help="LangSmith filter over root runs, e.g. 'eq(status, \"error\")' (replaces the default: "
                    "failed runs and runs scored below 0.5).")

@@ -77,15 +77,26 @@ class TimeSpecType(click.ParamType):
 TIMESPEC = TimeSpecType()
 
 
-def since_option(default: str | None = None, help: str = "Only runs started since then") -> Callable[[F], F]:  # noqa: A002
-    """``--since WHEN``: a look-back window, a date, or ``all``."""
+def since_option(default: str | None = None, what: str = "Only runs started since then") -> Callable[[F], F]:
+    """``--since WHEN``: a look-back window, a date, or ``all``; ``what`` starts the help line."""
     return click.option(
         "--since",
         type=TIMESPEC,
         default=default,
         show_default=default is not None,
-        help=f"{help}: 30m, 12h, 7d, 2w, 1y, an ISO date/datetime, or all.",
+        help=f"{what}: 30m, 12h, 7d, 2w, 1y, an ISO date/datetime, or all.",
     )
+
+
+def older_than_option(func: F) -> F:
+    """``--older-than AGE``: what to drop, by age or date (``all``: everything up to now); required."""
+    return click.option(
+        "--older-than",
+        "older_than",
+        type=TIMESPEC,
+        required=True,
+        help="Age or date: 30d, 12w, 1y, an ISO date/datetime, or all (everything up to now).",
+    )(func)
 
 
 class ScoreType(click.ParamType):

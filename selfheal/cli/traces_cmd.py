@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from selfheal.cli.main import load_cli_settings
-from selfheal.cli.options import TIMESPEC, confirm, echo_json, json_option, since_option, yes_option
+from selfheal.cli.options import (
+    confirm,
+    echo_json,
+    json_option,
+    older_than_option,
+    since_option,
+    yes_option,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -633,8 +640,7 @@ def sync(ctx: click.Context, as_json: bool) -> None:
 
 
 @traces.command("prune")
-@click.option("--older-than", "older_than", type=TIMESPEC, required=True,
-              help="Age of the traces to delete: 30d, 12w, 1y, an ISO date/datetime, or all.")
+@older_than_option
 @click.option("--project", default=None, help="Only this project (default: every project).")
 @yes_option
 @json_option
