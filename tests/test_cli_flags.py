@@ -188,7 +188,12 @@ def _choices(name: str) -> tuple[str, ...]:
 
 
 def test_run_and_eval_offer_the_same_cache_modes() -> None:
-    assert _choices("run") == _choices("eval") == tuple(sorted(CACHE_MODES))
+    from typing import get_args
+
+    from selfheal.config import ModelSettings
+
+    settable = get_args(ModelSettings.model_fields["cache_mode"].annotation)
+    assert _choices("run") == _choices("eval") == tuple(sorted(CACHE_MODES)) == tuple(sorted(settable))
 
 
 def test_run_records_then_replays_offline_and_a_replay_miss_is_an_error(
