@@ -530,8 +530,8 @@ def ask(
         matched = _MatchedRoots(reader, roots)
         analysis = analyze(matched, project=project, since=None, top=top)
     roots.sort(key=lambda r: r.start_time, reverse=True)
-    failed_first = [r for r in roots if _outcome(r) != "success"] + [r for r in roots if _outcome(r) == "success"]
-    picked = failed_first[:EXAMPLES] if t.filter is None or "success" not in (t.filter or "") else roots[:EXAMPLES]
+    # Newest first, failures before successes: a failure is what a question about runs usually chases.
+    picked = sorted(roots, key=lambda r: _outcome(r) == "success")[:EXAMPLES]
     return AskResult(
         translation=t,
         project=project,
