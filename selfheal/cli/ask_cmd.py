@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 if TYPE_CHECKING:
     from selfheal.interact.ask import AskResult
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
               help="Read the local store, or LangSmith (when configured).")
 @click.option("--project", default=None, help="Trace project (default: tracing.project).")
 @click.option("--top", type=click.IntRange(1, 50), default=5, show_default=True, help="Error clusters shown.")
-@click.option("--json", "as_json", is_flag=True, help="Print the filter, summary and examples as JSON.")
+@json_option
 @click.pass_context
 def ask(ctx: click.Context, question: str, source: str, project: str | None, top: int, as_json: bool) -> None:
     """Answer QUESTION about runs: prints the filter it used, then counts, success, errors, examples.
@@ -43,7 +43,7 @@ def ask(ctx: click.Context, question: str, source: str, project: str | None, top
     if as_json:
         data = result.model_dump(mode="json")
         data["translation"]["used_model"] = result.translation.used_model
-        click.echo(json.dumps(data, indent=2, default=str))
+        echo_json(data)
         return
     _render(result)
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from selfheal.cli.main import load_cli_settings
-from selfheal.cli.traces_cmd import Duration
+from selfheal.cli.options import echo_json, json_option, since_option
 
 if TYPE_CHECKING:
     from selfheal.interact.cheatsheet_review import EntryView
@@ -25,11 +24,10 @@ def _filters(f: Any) -> Any:
     return f
 
 
-_since = click.option("--since", type=Duration(allow_all=True), default="30d", show_default=True,
-                      help="Trace window for uses and lift (30m, 12h, 7d, 2w) or 'all'.")
+_since = since_option("30d", "Trace window for uses and lift")
 _source = click.option("--source", type=click.Choice(["local", "langsmith"]), default="local", show_default=True,
                        help="Read traces from the local store, or LangSmith (when configured).")
-_json = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+_json = json_option
 
 
 @click.group("cheatsheet")
@@ -44,14 +42,14 @@ def cheatsheet() -> None:
 @_json
 @click.pass_context
 def list_cmd(ctx: click.Context, section: str | None, task_type: str | None, status: str | None,
-             since: timedelta | None, source: str, as_json: bool) -> None:
+             since: timedelta | datetime | None, source: str, as_json: bool) -> None:
     """Entries (active first) with helpful/harmful counters, uses, last use and lift over their task type."""
     from selfheal.interact.cheatsheet_review import list_entries
 
     settings = load_cli_settings(ctx)
     views = list_entries(settings, section=section, task_type=task_type, status=status, since=since, source=source)
     if as_json:
-        click.echo(json.dumps([v.model_dump(mode="json") for v in views], indent=2))
+        echo_json([v.model_dump(mode="json") for v in views])
         return
     _table(views, f"{len(views)} entr{'y' if len(views) == 1 else 'ies'} in {settings.cheatsheet_dir}")
 
@@ -62,14 +60,14 @@ def list_cmd(ctx: click.Context, section: str | None, task_type: str | None, sta
 @_source
 @_json
 @click.pass_context
-def show(ctx: click.Context, entry_id: str, since: timedelta | None, source: str, as_json: bool) -> None:
+def show(ctx: click.Context, entry_id: str, since: timedelta | datetime | None, source: str, as_json: bool) -> None:
     """One entry: its content, stats, the runs behind it and the commits that made it."""
     from selfheal.interact.cheatsheet_review import show_entry
 
     settings = load_cli_settings(ctx)
     v = show_entry(settings, entry_id, since=since, source=source)
     if as_json:
-        click.echo(json.dumps(v.model_dump(mode="json"), indent=2))
+        echo_json(v.model_dump(mode="json"))
         return
     _detail(v)
 
@@ -88,7 +86,7 @@ def search(ctx: click.Context, query: str, k: int, section: str | None, task_typ
     settings = load_cli_settings(ctx)
     result = search_entries(settings, query, k=k, section=section, task_type=task_type, status=status)
     if as_json:
-        click.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+        echo_json(result.model_dump(mode="json"))
         return
     if result.note:
         click.echo(result.note)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 if TYPE_CHECKING:
     from selfheal.interact.explain import Explanation
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @click.option("--source", type=click.Choice(["local", "langsmith"]), default="local", show_default=True,
               help="Read the local store, or LangSmith (when configured).")
 @click.option("--project", default=None, help="Trace project (default: tracing.project).")
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@json_option
 @click.pass_context
 def explain(ctx: click.Context, run_id: str, question: str | None, no_model: bool, source: str,
             project: str | None, as_json: bool) -> None:
@@ -37,7 +37,7 @@ def explain(ctx: click.Context, run_id: str, question: str | None, no_model: boo
     settings = load_cli_settings(ctx)
     x = explain_run(settings, run_id, question, source=source, project=project, use_model=not no_model)
     if as_json:
-        click.echo(json.dumps(x.model_dump(mode="json"), indent=2, default=str))
+        echo_json(x.model_dump(mode="json"))
         return
     _render(x)
 

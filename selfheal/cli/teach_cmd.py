@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 if TYPE_CHECKING:
     from selfheal.interact.teach import TeachResult
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 @click.option("--pr/--no-pr", "publish", default=True, show_default=True,
               help="Propose it as a branch + pull request, or write it to the working tree.")
 @click.option("--dry-run", is_flag=True, help="Show the diff; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.pass_context
 def teach(ctx: click.Context, text: str, as_: str, section: str, task_type: str | None, update: str | None,
           publish: bool, dry_run: bool, as_json: bool) -> None:
@@ -41,7 +41,7 @@ def teach(ctx: click.Context, text: str, as_: str, section: str, task_type: str 
     result = teach_text(settings, text, as_=as_, section=section, task_type=task_type,  # type: ignore[arg-type]
                         update=update, publish=publish, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps(result_json(result), indent=2, default=str))
+        echo_json(result_json(result))
         return
     render_teach(result)
 

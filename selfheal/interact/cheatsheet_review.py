@@ -117,7 +117,7 @@ def _counters(settings: Settings, ids: list[str]) -> dict[str, Any]:
         store.close()
 
 
-def _analysis(settings: Settings, since: timedelta | None, source: str) -> Analysis | None:
+def _analysis(settings: Settings, since: timedelta | datetime | None, source: str) -> Analysis | None:
     from selfheal.interact.sources import open_reader
     from selfheal.tracing.analysis import analyze
 
@@ -177,7 +177,7 @@ def list_entries(
     section: str | None = None,
     task_type: str | None = None,
     status: str | None = None,
-    since: timedelta | None = DEFAULT_WINDOW,
+    since: timedelta | datetime | None = DEFAULT_WINDOW,
     traces: bool = True,
     source: str = "local",
 ) -> list[EntryView]:
@@ -195,7 +195,7 @@ def show_entry(
     settings: Settings,
     entry_id: str,
     *,
-    since: timedelta | None = DEFAULT_WINDOW,
+    since: timedelta | datetime | None = DEFAULT_WINDOW,
     source: str = "local",
 ) -> EntryView:
     """One entry with its stats and the commits behind it (when the repository is a git repository)."""
