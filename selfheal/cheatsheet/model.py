@@ -59,6 +59,8 @@ class Source(BaseModel):
     kind: NonEmpty
     runs: list[str] = Field(default_factory=list)
     created: datetime
+    #: Who wrote it, for entries people author (``selfheal teach``): "Name <email>" from git config.
+    author: str | None = None
 
     @field_validator("created")
     @classmethod

@@ -42,7 +42,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from selfheal.cheatsheet.changes import AppliedChange, write_entries
 from selfheal.cheatsheet.guard import ContentGuard
-from selfheal.cheatsheet.model import SECTION_MODELS, Cheatsheet, CheatsheetEntry, Section, Source, make_entry_id
+from selfheal.cheatsheet.model import (
+    SECTION_MODELS,
+    Cheatsheet,
+    CheatsheetEntry,
+    Section,
+    Source,
+    Status,
+    make_entry_id,
+)
 from selfheal.cheatsheet.store import entry_path, load_cheatsheet
 from selfheal.errors import SelfhealError
 
@@ -238,8 +246,16 @@ def apply_operations(
     existing: Cheatsheet | None = None,
     dry_run: bool = False,
     lock: Path | None = None,
+    source_kind: str = "curator",
+    author: str | None = None,
+    initial_status: Status = "candidate",
 ) -> ApplyResult:
     """Validate every op, then write all resulting entries at once (or none if a write fails).
+
+    ``source_kind``/``author``/``initial_status`` are what ADD gives a new entry:
+    learned content is a ``curator`` candidate; ``selfheal teach`` passes
+    ``user``, the person's git identity and ``active`` (a person wrote it and
+    reviews it in the PR), through exactly the same checks.
 
     ``existing`` is the snapshot ops are checked against (loaded from
     ``cheatsheet_dir`` when None). ``dry_run`` validates and reports without
@@ -251,14 +267,24 @@ def apply_operations(
     ignored) so new ids are allocated against the files there now, never
     against a snapshot another process has since outdated.
     """
+    origin = _Origin(source_kind, author, initial_status)
     if lock is None or dry_run:
         return _apply(Path(cheatsheet_dir), batch, source_runs=source_runs, now=now, guard=guard,
-                      existing=existing, dry_run=dry_run)
+                      existing=existing, dry_run=dry_run, origin=origin)
     from selfheal.cheatsheet.lock import cheatsheet_lock
 
     with cheatsheet_lock(lock):
         return _apply(Path(cheatsheet_dir), batch, source_runs=source_runs, now=now, guard=guard,
-                      existing=None, dry_run=False)
+                      existing=None, dry_run=False, origin=origin)
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Provenance and first status of the entries a batch ADDs."""
+
+    kind: str = "curator"
+    author: str | None = None
+    status: Status = "candidate"
 
 
 def _apply(
@@ -270,7 +296,9 @@ def _apply(
     guard: ContentGuard | None,
     existing: Cheatsheet | None,
     dry_run: bool,
+    origin: _Origin | None = None,
 ) -> ApplyResult:
+    origin = origin or _Origin()
     sheet = existing if existing is not None else load_cheatsheet(root)
     when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     guard = guard or ContentGuard()
@@ -283,7 +311,7 @@ def _apply(
                 state.require(op.id, allow_retired=True)
                 result.tags.append(op)
                 continue
-            change = _apply_one(op, state, guard=guard, runs=runs, when=when)
+            change = _apply_one(op, state, guard=guard, runs=runs, when=when, origin=origin)
         except _OpRejected as e:
             reason = str(e)
             log.warning("rejected %s %s: %s", op.op, getattr(op, "id", getattr(op, "section", "")), reason)
@@ -331,7 +359,8 @@ class _BatchState:
 
 
 def _apply_one(
-    op: AddOp | UpdateOp | RemoveOp, state: _BatchState, *, guard: ContentGuard, runs: list[str], when: datetime
+    op: AddOp | UpdateOp | RemoveOp, state: _BatchState, *, guard: ContentGuard, runs: list[str], when: datetime,
+    origin: _Origin,
 ) -> AppliedChange:
     reason = _clean_reason(op.reason, guard)
     if isinstance(op, AddOp):
@@ -351,14 +380,14 @@ def _apply_one(
                 "section": op.section,
                 "task_type": task_type,
                 **fields,
-                "status": "candidate",
+                "status": origin.status,
                 "tags": list(dict.fromkeys(op.tags)),
-                "source": Source(kind="curator", runs=runs, created=when),
+                "source": Source(kind=origin.kind, runs=runs, created=when, author=origin.author),
             },
         )
         _no_duplicate(entry, state, guard)
         state.put(entry)
-        line = f"ADD {entry.id} ({entry.section}, {entry.task_type}): candidate — {reason}"
+        line = f"ADD {entry.id} ({entry.section}, {entry.task_type}): {origin.status} — {reason}"
         return AppliedChange(op="ADD", entry_id=entry.id, path=None, reason=reason, line=line)
 
     entry = state.require(op.id)

@@ -153,6 +153,8 @@ def _entry_dict(entry: EntryBase, file_keys: set[str] | None = None) -> dict[str
     order = [*head, *entry.content_fields()]
     order += [k for k in data if k not in order and k not in tail] + list(tail)
     out = {k: data[k] for k in order}
+    if isinstance(out.get("source"), dict) and out["source"].get("author") is None:
+        out["source"] = {k: v for k, v in out["source"].items() if k != "author"}  # learned entries have none
     fields = type(entry).model_fields
     for key in list(out):
         if key in ("id", "section", "source"):

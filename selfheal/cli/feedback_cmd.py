@@ -17,6 +17,10 @@ from selfheal.cli.options import SCORE, json_option
 @click.option("--correction", default=None, metavar="TEXT|@FILE",
               help="What the right outcome was: text, or @file.json (a JSON object) / @file.txt.")
 @click.option("--key", default="user_score", show_default=True, help="Feedback key.")
+@click.option("--teach/--no-teach", "teach", default=True, show_default=True,
+              help="Also turn a text correction into a user-authored cheatsheet lesson (selfheal teach's path).")
+@click.option("--pr", "publish", is_flag=True,
+              help="Propose the lesson as a branch + PR instead of writing it to the working tree.")
 @json_option
 @click.pass_context
 def feedback(
@@ -26,12 +30,19 @@ def feedback(
     comment: str | None,
     correction: str | None,
     key: str,
+    teach: bool,
+    publish: bool,
     as_json: bool,
 ) -> None:
     """Attach feedback to RUN_ID (a unique prefix is enough), locally and in LangSmith when configured.
 
     It shows up in `selfheal traces show` and `selfheal traces stats`, and the
     evaluation and curation steps read it from the trace store.
+
+    A text --correction is also taught (unless --no-teach): it becomes a
+    user-authored cheatsheet entry for the run's task type, through the same
+    guard and duplicate checks as `selfheal teach`, written to the working tree
+    (review with `git diff`) or, with --pr, proposed as a pull request.
     """
     from selfheal.interact.feedback import parse_correction, record_feedback
 
@@ -46,14 +57,32 @@ def feedback(
         source="cli",
     )
     pending = _langsmith_pending(settings)
+    lesson, refused = None, None
+    if teach and isinstance(stored.correction, str) and stored.correction.strip():
+        from selfheal.interact.teach import TeachRejected, teach_correction
+
+        try:
+            lesson = teach_correction(settings, str(stored.run_id), stored.correction, publish=publish)
+        except TeachRejected as exc:  # the feedback is stored; the lesson just adds nothing new
+            refused = exc.message
     if as_json:
+        from selfheal.cli.teach_cmd import result_json
+
         data = stored.model_dump(mode="json")
         data["langsmith_pending"] = pending
-        click.echo(json.dumps(data, indent=2))
+        data["lesson"] = None if lesson is None else result_json(lesson)
+        data["lesson_refused"] = refused
+        click.echo(json.dumps(data, indent=2, default=str))
         return
     click.echo(f"Recorded {stored.key} = {stored.score:g} on run {stored.run_id}")
     if pending:
         click.echo(f"LangSmith has not confirmed {pending} item(s) yet: `selfheal traces sync` sends them.")
+    if lesson is not None:
+        from selfheal.cli.teach_cmd import render_teach
+
+        render_teach(lesson)
+    elif refused:
+        click.echo(f"Correction not taught: {refused}")
 
 
 def _langsmith_pending(settings: object) -> int | None:

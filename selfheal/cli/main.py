@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "blame": ("selfheal.cli.git_cmd", "blame", "Commits and runs behind one cheatsheet entry or instruction."),
     "rollback": ("selfheal.cli.git_cmd", "rollback", "Revert an improvement (or one entry's change)."),
     "init": ("selfheal.cli.init_cmd", "init", "Scaffold selfheal into an existing agent repository."),
+    "ask": ("selfheal.cli.ask_cmd", "ask", "Ask about runs in plain words: the filter used, then a summary."),
+    "explain": ("selfheal.cli.explain_cmd", "explain", "Why a run did what it did: steps, evidence, entries, cited."),
+    "teach": ("selfheal.cli.teach_cmd", "teach", "Teach the agent a rule: a user-authored entry or instruction, as a PR."),
+    "cheatsheet": ("selfheal.cli.cheatsheet_cmd", "cheatsheet", "List, show and search cheatsheet entries with their stats."),
 }
 
 
