@@ -32,6 +32,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "blame": ("selfheal.cli.git_cmd", "blame", "Commits and runs behind one cheatsheet entry or instruction."),
     "rollback": ("selfheal.cli.git_cmd", "rollback", "Revert an improvement (or one entry's change)."),
     "init": ("selfheal.cli.init_cmd", "init", "Scaffold selfheal into an existing agent repository."),
+    "review": ("selfheal.cli.review_cmd", "review", "List open improvement branches/PRs with their eval summaries."),
+    "approve": ("selfheal.cli.review_cmd", "approve", "Re-run the gate on an improvement; merge it only if it passes."),
+    "chat": ("selfheal.cli.chat_cmd", "chat", "Talk to selfheal: ask, explain, teach, review, approve, report."),
+    "report": ("selfheal.cli.report_cmd", "report", "Write a self-contained HTML report with plots."),
 }
 
 
