@@ -275,3 +275,58 @@ def test_end_to_end_lambda_ops_bad_branch_refused_good_branch_merged(tmp_path: P
     merged = approve(repo.settings(), good, split="all", model_factory=factory)
     assert merged.passed and merged.merged and merged.how == "fast-forward"
     assert repo.head() == merged.commit and (repo.root / heur).read_text().endswith("# ok\n")
+
+
+@pytest.mark.timeout(90)
+def test_end_to_end_sql_analyst_a_learned_convention_passes_the_gate_and_merges(tmp_path: Path, monkeypatch) -> None:
+    """On the second reference agent: the branch teaching the test-account convention is gated and merged."""
+    pytest.importorskip("sql_analyst")
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from selfheal.interact.approve import approve
+    from selfheal.models.fakes import ScriptedChatModel
+    from selfheal.yamlio import read_yaml
+
+    isolate_git(monkeypatch, tmp_path)
+    monkeypatch.setenv("SQL_ANALYST_CACHE_DIR", str(tmp_path / "db"))
+    repo = make_repo(tmp_path, origin=False, name="analytics")
+    shutil.copytree(REPO / "prompts" / "sql_analyst", repo.root / "prompts" / "sql_analyst")
+    shutil.copytree(REPO / "cheatsheet" / "sql_analyst", repo.root / "cheatsheet" / "sql_analyst")
+    repo.write("evals/sql_analyst/dataset.yaml", (REPO / "evals/sql_analyst/dataset.yaml").read_text())
+    gold: dict[str, str] = {}
+    for name in ("customers_active_buyers_fy2025", "customers_by_region"):
+        text = (REPO / f"evals/sql_analyst/scenarios/{name}.yaml").read_text()
+        repo.write(f"evals/sql_analyst/scenarios/{name}.yaml",
+                   text.replace("split: train", "split: test").replace("split: dev", "split: test"))
+        data = read_yaml(REPO / f"evals/sql_analyst/scenarios/{name}.yaml")
+        gold[" ".join(str(data["task"]).split())] = str(data["gold_sql"])
+    repo.write("selfheal.yaml", "agent: sql_analyst\nembeddings: {provider: none}\n")
+    repo.commit_all("sql_analyst agent and dataset")
+
+    def analyst(messages: list[Any]) -> AIMessage:
+        """Writes the right SQL only when the cheatsheet in its prompt tells it the convention."""
+        if any(isinstance(m, ToolMessage) for m in messages):
+            return AIMessage(content="Here it is.\nUSED: none")
+        task = " ".join(str(next(m.content for m in messages if isinstance(m, HumanMessage))).split())
+        knows = "@brightcart.io" in "\n".join(str(m.content) for m in messages)
+        query = gold[task] if knows else "SELECT COUNT(DISTINCT customer_id) FROM orders"
+        return AIMessage(content="", tool_calls=[{"name": "run_sql", "args": {"query": query}, "id": "q1"}])
+
+    entry = """id: code-real-customers
+section: code_snippets
+task_type: customers
+purpose: Count real customers only (every customer figure)
+language: sql
+snippet: "JOIN customers c ON c.id = o.customer_id WHERE c.email NOT LIKE '%@brightcart.io'"
+status: active
+source: {kind: curator, runs: [], created: 2026-03-01T09:00:00Z}
+"""
+    branch = publish_change(repo.settings(), ChangeSet(kind="curate", title="Real customers only", files=[
+        FileChange(path="cheatsheet/sql_analyst/code_snippets/code-real-customers.yaml", content=entry)]),
+        today=TODAY).branch
+    result = approve(repo.settings(), branch, model_factory=lambda: ScriptedChatModel([analyst], repeat=True))
+    assert result.gate is not None and result.gate.baseline_rate == 0.0, result
+    assert result.gate.candidate_rate == 1.0 and sorted(result.gate.fail_to_pass) == [
+        "customers_active_buyers_fy2025", "customers_by_region"]
+    assert result.passed and result.merged and repo.head() == result.commit
+    assert (repo.root / "cheatsheet/sql_analyst/code_snippets/code-real-customers.yaml").is_file()

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from selfheal.errors import SelfhealError
 from selfheal.evaluation.stats import Interval, wilson_interval
 from selfheal.interact.review import EvalNumbers
 
@@ -198,7 +199,7 @@ def _git_parts(settings: Any, data: ReportData) -> None:
         repo = open_repo(Path(settings.root))
         top = toplevel(repo)
         items = improvement_history(settings)
-    except Exception:  # not a repository, no commits yet: the report shows no history
+    except (SelfhealError, git.GitCommandError, ValueError):  # not a repository, no commits: no history
         return
     for it in reversed(items):  # oldest first
         try:
