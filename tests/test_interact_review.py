@@ -330,3 +330,14 @@ source: {kind: curator, runs: [], created: 2026-03-01T09:00:00Z}
         "customers_active_buyers_fy2025", "customers_by_region"]
     assert result.passed and result.merged and repo.head() == result.commit
     assert (repo.root / "cheatsheet/sql_analyst/code_snippets/code-real-customers.yaml").is_file()
+
+
+def test_with_a_remote_a_local_merge_closes_the_improvement_before_any_push(hub, runner, capsys) -> None:
+    repo, stub = hub
+    branch = _publish(repo, GOOD, "Sharper error reading")
+    code, out, err = cli(["-C", str(repo.root), "approve", branch, "--local"], capsys)
+    assert code == 0, err
+    assert "fast-forward" in out and not stub.calls("PUT")
+    assert repo.git("rev-parse", "origin/main").strip() != repo.head()  # not pushed
+    code, out, _ = cli(["-C", str(repo.root), "review", "--local"], capsys)
+    assert out.strip() == "No open improvements: nothing to review."

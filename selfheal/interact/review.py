@@ -117,7 +117,11 @@ def _base_of(settings: Any, repo: git.Repo, branch: str, records: dict[str, Any]
 def _describe(settings: Any, repo: git.Repo, branch: str, ref: str, records: dict[str, Any]) -> Improvement | None:
     """The improvement on ``ref``; None when it is fully merged into its base."""
     base, base_ref = _base_of(settings, repo, branch, records)
-    ahead = int(_git(repo, "rev-list", "--count", f"{base_ref}..{ref}") or 0)
+    remote = gitops_settings(settings).remote
+    # merged into the local base (approved here, not pushed yet) or the remote one: not open any more
+    refs = dict.fromkeys([base_ref] + [r for r in (f"refs/heads/{base}", f"refs/remotes/{remote}/{base}")
+                                       if _git(repo, "rev-parse", "--verify", "--quiet", r)])
+    ahead = min(int(_git(repo, "rev-list", "--count", f"{b}..{ref}") or 0) for b in refs)
     if ahead == 0:
         return None
     sha = (_git(repo, "rev-parse", ref) or "").strip() or None
