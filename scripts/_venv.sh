@@ -56,8 +56,22 @@ install_llama() {
   "$VENV/bin/python" -m pip install --quiet --no-cache-dir --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
 }
 
+# The HTML report's test opens the report in headless Chromium (Debian's package). CI runs
+# as root on a fresh machine: install it there; elsewhere the test skips and says why.
+ensure_test_browser() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = "0" ] && [ "${CI:-}" = "true" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing chromium (headless browser for the report test)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "    chromium could not be installed: the report's browser test will be skipped"
+  fi
+}
+
 ensure_venv() {
   local extras="$1"
+  if [[ ",$extras," == *",dev,"* ]]; then
+    ensure_test_browser
+  fi
   if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating virtualenv $VENV"
     "$PY" -m venv "$VENV"

@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "explain": ("selfheal.cli.explain_cmd", "explain", "Why a run did what it did: steps, evidence, entries, cited."),
     "teach": ("selfheal.cli.teach_cmd", "teach", "Teach the agent a rule: a user-authored entry or instruction, as a PR."),
     "cheatsheet": ("selfheal.cli.cheatsheet_cmd", "cheatsheet", "List, show and search cheatsheet entries with their stats."),
+    "review": ("selfheal.cli.review_cmd", "review", "List open improvement branches/PRs with their eval summaries."),
+    "approve": ("selfheal.cli.review_cmd", "approve", "Re-run the gate on an improvement; merge it only if it passes."),
+    "chat": ("selfheal.cli.chat_cmd", "chat", "Talk to selfheal: ask, explain, teach, review, approve, report."),
+    "report": ("selfheal.cli.report_cmd", "report", "Write a self-contained HTML report with plots."),
 }
 
 

@@ -209,3 +209,23 @@ class GitHub:
 
     def update_comment(self, comment_id: int, body: str) -> dict[str, Any]:
         return self.request("PATCH", f"/repos/{self.repo}/issues/comments/{comment_id}", json={"body": body})
+
+    # -- review and merge ------------------------------------------------------------
+    def list_open_prs(self) -> list[dict[str, Any]]:
+        """Every open pull request of the repository (newest first, as GitHub lists them)."""
+        return list(self.paginate(f"/repos/{self.repo}/pulls", {"state": "open"}))
+
+    def get_pr(self, number: int) -> dict[str, Any] | None:
+        return self.request("GET", f"/repos/{self.repo}/pulls/{number}", ok_404=True)
+
+    def approve_pr(self, number: int, body: str) -> dict[str, Any]:
+        """An APPROVE review (GitHub refuses one on your own PR with 422)."""
+        return self.request("POST", f"/repos/{self.repo}/pulls/{number}/reviews",
+                            json={"event": "APPROVE", "body": body})
+
+    def merge_pr(self, number: int, *, sha: str | None = None, method: str = "merge") -> dict[str, Any]:
+        """Merge the PR; ``sha`` makes GitHub refuse (409) when the head moved since it was gated."""
+        payload: dict[str, Any] = {"merge_method": method}
+        if sha:
+            payload["sha"] = sha
+        return self.request("PUT", f"/repos/{self.repo}/pulls/{number}/merge", json=payload)

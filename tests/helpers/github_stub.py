@@ -2,7 +2,8 @@
 
 Enough of the API for the real httpx client in :mod:`selfheal.gitops.github`:
 ``GET/POST /repos/{o}/{r}/pulls`` (``state``, ``head=owner:branch``, pages),
-``PATCH /repos/{o}/{r}/pulls/{n}``, ``GET /repos/{o}/{r}/labels/{name}``,
+``GET/PATCH /repos/{o}/{r}/pulls/{n}``, ``POST /repos/{o}/{r}/pulls/{n}/reviews``,
+``PUT /repos/{o}/{r}/pulls/{n}/merge``, ``GET /repos/{o}/{r}/labels/{name}``,
 ``POST /repos/{o}/{r}/labels``, ``POST /repos/{o}/{r}/issues/{n}/labels``,
 ``GET/POST /repos/{o}/{r}/issues/{n}/comments``, ``PATCH
 /repos/{o}/{r}/issues/comments/{id}``. Requests need ``Authorization: Bearer
@@ -44,6 +45,9 @@ class GitHubStub:
         self.comments: dict[int, dict[str, Any]] = {}
         #: (method, path, query, json body) of every request.
         self.requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
+        self.reviews: dict[int, list[dict[str, Any]]] = {}
+        #: True: GitHub refuses APPROVE reviews (the token's user opened the PRs).
+        self.own_prs = False
         self._fail: list[int] = []
         self._next = 1
 
@@ -126,6 +130,30 @@ class GitHubStub:
                 if key in body:
                     pr[key] = body[key] if key != "base" else {"ref": body[key]}
             return 200, pr
+        if len(rest) == 2 and rest[0] == "pulls" and method == "GET":
+            pr = self.pulls.get(int(rest[1]))
+            return (200, pr) if pr else (404, {"message": "Not Found"})
+        if len(rest) == 3 and rest[0] == "pulls" and rest[2] == "reviews" and method == "POST":
+            pr = self.pulls.get(int(rest[1]))
+            if pr is None:
+                return 404, {"message": "Not Found"}
+            if body.get("event") == "APPROVE" and self.own_prs:
+                return 422, {"message": "Unprocessable Entity: Can not approve your own pull request"}
+            review = {"id": 5000 + self._number(), "state": "APPROVED" if body.get("event") == "APPROVE"
+                      else str(body.get("event")), "body": body.get("body") or ""}
+            self.reviews.setdefault(pr["number"], []).append(review)
+            return 200, review
+        if len(rest) == 3 and rest[0] == "pulls" and rest[2] == "merge" and method == "PUT":
+            pr = self.pulls.get(int(rest[1]))
+            if pr is None:
+                return 404, {"message": "Not Found"}
+            if pr["state"] != "open" or pr.get("merged"):
+                return 405, {"message": "Pull Request is not mergeable"}
+            if body and body.get("sha") and pr["head"].get("sha") and body["sha"] != pr["head"]["sha"]:
+                return 409, {"message": "Head branch was modified. Review and try the merge again."}
+            pr["state"], pr["merged"] = "closed", True
+            pr["merge_method"] = (body or {}).get("merge_method", "merge")
+            return 200, {"sha": "f" * 40, "merged": True, "message": "Pull Request successfully merged"}
         if len(rest) == 2 and rest[0] == "labels" and method == "GET":
             label = self.labels.get(unquote(rest[1]))
             return (200, label) if label else (404, {"message": "Not Found"})
@@ -197,3 +225,6 @@ class _Handler(JsonHandler):
 
     def do_PATCH(self) -> None:
         self._handle("PATCH")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
