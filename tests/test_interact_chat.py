@@ -224,3 +224,18 @@ def test_a_failing_command_is_one_error_line(settings, monkeypatch) -> None:
 
     assert run_chat(settings, read=read, write=shown.append) == 0
     assert shown[1:3] == ["error: the store is locked", "error: unknown command /nope: /help lists the commands"]
+
+
+def test_every_command_is_available_and_teach_cheatsheet_ask_work_in_conversation(settings) -> None:
+    assert "(not available)" not in chat_handlers.help_text(settings)
+    lines = iter(["/teach Always check VPC config before memory changes --no-pr", "/cheatsheet search VPC",
+                  "/ask failed runs this week", "/cheatsheet show nope", "/quit"])
+    shown: list[str] = []
+    assert run_chat(settings, read=lambda _: next(lines), write=shown.append) == 0
+    taught, found, asked, missing = shown[1:5]
+    assert taught.startswith("ADD entry ") and "written to the working tree" in taught
+    assert "Always check VPC config before memory changes" in taught  # the diff
+    new_id = taught.split()[2].rstrip(":")
+    assert new_id in found
+    assert asked.startswith("filter: ") and "No runs match" in asked
+    assert missing.startswith("error: ")

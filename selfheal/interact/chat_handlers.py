@@ -1,10 +1,11 @@
 """The chat's commands, as a registry: name -> ``callable(settings, args) -> text``.
 
 Each handler is named by module path and imported on first use, so a command
-whose library is not part of this installation (or not written yet) degrades
-to one "not available" line instead of breaking the session. A library module
-plugs in by defining ``chat_handler(settings, args) -> str`` and adding one
-line to :data:`HANDLERS`.
+whose library is not part of an installation degrades to one "not available"
+line instead of breaking the session. The handlers here are thin: they parse
+the arguments and call the same library functions as the commands
+(``selfheal ask``, ``explain``, ``teach``, ``cheatsheet``, ``review``,
+``approve``, ``report``), then write plain text.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ class HandlerSpec:
 
 
 HANDLERS: dict[str, HandlerSpec] = {
-    "ask": HandlerSpec("selfheal.interact.ask:chat_handler", "/ask QUESTION",
+    "ask": HandlerSpec("selfheal.interact.chat_handlers:ask", "/ask QUESTION",
                        "query the traces in plain words (e.g. failed runs this week)"),
-    "explain": HandlerSpec("selfheal.interact.explain:chat_handler", "/explain RUN_ID [QUESTION]",
+    "explain": HandlerSpec("selfheal.interact.chat_handlers:explain", "/explain RUN_ID [QUESTION]",
                            "why a run decided what it did, with cited steps and entries"),
-    "teach": HandlerSpec("selfheal.interact.teach:chat_handler", "/teach RULE",
+    "teach": HandlerSpec("selfheal.interact.chat_handlers:teach", "/teach RULE [--no-pr]",
                          "turn a rule into a reviewed cheatsheet entry or instruction"),
-    "cheatsheet": HandlerSpec("selfheal.interact.cheatsheet_review:chat_handler",
+    "cheatsheet": HandlerSpec("selfheal.interact.chat_handlers:cheatsheet",
                               "/cheatsheet [list | show ID | search QUERY]", "review cheatsheet entries and their stats"),
     "review": HandlerSpec("selfheal.interact.chat_handlers:review", "/review",
                           "open improvement branches/PRs with their evals"),
@@ -114,3 +115,84 @@ def report(settings: Any, args: str = "") -> str:
     words = shlex.split(args)
     path, data = write_report(settings, Path(words[0]) if words else None)
     return summary_line(path, data)
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{100 * rate:.0f}%"
+
+
+def ask(settings: Any, args: str) -> str:
+    """The filter a question became, then the counts and example runs (as ``selfheal ask``)."""
+    from selfheal.interact.ask import ask as ask_question
+
+    if not args.strip():
+        raise SelfhealError("usage: /ask QUESTION, e.g. /ask failed runs this week")
+    r = ask_question(settings, args.strip())
+    lines = [f"filter: {r.translation.filter or '(none: every root run)'}"]
+    if r.translation.tree_filter:
+        lines.append(f"tree_filter: {r.translation.tree_filter}")
+    lines += r.notes
+    if r.matched == 0:
+        return "\n".join([*lines, f"No runs match in project {r.project}."])
+    o = r.analysis.overall
+    lines.append(f"{r.matched} run(s), success {_pct(o.success_rate)} ({o.successes}/{o.with_outcome} with an outcome)")
+    lines += [f"  {e.id}  {e.start_time:%Y-%m-%d %H:%M}  {e.task_type or '-'}  {e.outcome}"
+              + (f"  {e.error[:80]}" if e.error else "") for e in r.examples]
+    return "\n".join(lines)
+
+
+def explain(settings: Any, args: str) -> str:
+    """A run's steps with their evidence and the model's cited answer (as ``selfheal explain``)."""
+    from selfheal.interact.explain import explain as explain_run
+
+    words = args.strip().split(maxsplit=1)
+    if not words:
+        raise SelfhealError("usage: /explain RUN_ID [QUESTION] (/ask lists runs with their ids)")
+    x = explain_run(settings, words[0], words[1] if len(words) > 1 else None)
+    lines = [f"run {x.run_id}: {x.outcome}" + (f" ({x.reason})" if x.reason else ""), f"task: {x.task}"]
+    lines += [f"  [step:{s.n}] {s.tool}({s.args}) -> {s.output[:120]}" for s in x.steps]
+    used = [e.id for e in x.entries if e.used]
+    if used:
+        lines.append(f"entries used: {', '.join(used)}")
+    if x.summary:
+        lines += ["", x.summary + ("  (some citations did not check out and were removed)" if x.flagged else "")]
+    return "\n".join(lines + x.notes)
+
+
+def teach(settings: Any, args: str) -> str:
+    """A rule becomes a user-authored entry, proposed as a PR (``--no-pr``: the working tree)."""
+    from selfheal.interact.teach import teach as teach_rule
+
+    words = shlex.split(args)
+    publish = "--no-pr" not in words
+    text = " ".join(w for w in words if w != "--no-pr").strip()
+    if not text:
+        raise SelfhealError("usage: /teach RULE [--no-pr], e.g. /teach Always check VPC config before memory changes")
+    r = teach_rule(settings, text, publish=publish)
+    head = f"{r.op} {r.kind} {r.id or ''}".strip()
+    where = "proposed as a pull request" if r.published else "written to the working tree" if r.written else "not written"
+    return "\n".join([f"{head}: {where}", *r.notes, r.diff.rstrip()])
+
+
+def cheatsheet(settings: Any, args: str) -> str:
+    """``list`` (default), ``show ID`` or ``search QUERY`` over the cheatsheet, with counters."""
+    from selfheal.interact.cheatsheet_review import list_entries, search_entries, show_entry
+
+    words = args.strip().split(maxsplit=1)
+    verb = words[0] if words else "list"
+    rest = words[1] if len(words) > 1 else ""
+    if verb == "show" and rest:
+        e = show_entry(settings, rest.strip())
+        return "\n".join([f"{e.id} [{e.section}, {e.task_type}, {e.status}] {e.text}",
+                          f"helpful {e.helpful} harmful {e.harmful} uses {e.uses}; source {e.source_kind}"
+                          + (f" by {e.author}" if e.author else "")
+                          + (f"; runs {', '.join(e.source_runs[:5])}" if e.source_runs else "")])
+    if verb == "search" and rest:
+        found = search_entries(settings, rest)
+        return "\n".join([f"{len(found.entries)} match(es) ({found.method})"]
+                         + [f"  {e.id}  {e.text[:100]}" for e in found.entries])
+    if verb != "list":
+        raise SelfhealError("usage: /cheatsheet [list | show ID | search QUERY]")
+    entries = list_entries(settings, traces=False)
+    return "\n".join([f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"]
+                     + [f"  {e.id}  [{e.status}] +{e.helpful}/-{e.harmful}  {e.text[:90]}" for e in entries])
