@@ -262,18 +262,18 @@ def test_optimize_opens_its_pr_with_the_bot_token_and_the_next_runner_sees_the_r
         assert not first.failed, _explain(first)
         opened = [p for p in stub.pulls.values() if p["head"]["ref"].startswith("selfheal/optimize/")
                   and p["state"] == "open"]
-        assert len(opened) == 1 and opened[0]["base"]["ref"] == "main"
+        assert len(opened) == 1 and opened[0]["base"]["ref"] == "main", _explain(first)
         branch = opened[0]["head"]["ref"]
         assert git(adopter.origin, "rev-parse", "--verify", f"refs/heads/{branch}").strip()   # pushed
         assert stub.issue_labels[opened[0]["number"]] == ["selfheal", "selfheal:optimize"]
         out = first.step("Learn on the train split and open a pull request").stdout
-        assert f"opened pull request #{opened[0]['number']}" in out and "pushed " + branch in out
+        assert f"opened pull request #{opened[0]['number']}" in out and "pushed " + branch in out, out
         assert "**Pull requests opened with:** the SELFHEAL_BOT_TOKEN secret" in first.summary
 
         # The next scheduled run is a new runner with an empty .selfheal/: the limit comes from GitHub.
         second, _ = _optimize(adopter, stub, secrets, "32")
         step = second.step("Learn on the train split and open a pull request")
-        assert step.exit_code == 2 and second.failed
+        assert step.exit_code == 2 and second.failed, _explain(second)
         assert ("error: rate limit: 1 improvement PRs in the last 24 h on acme/agent (gitops.max_prs_per_day = 1)"
                 in step.stderr), step.stderr
         assert len(stub.pulls) == 3                                          # nothing new opened
