@@ -143,6 +143,9 @@ def test_optimize_pr_takes_base_and_checks_it_first(learning_repo, monkeypatch):
         out = run_cli(["--repo", str(learning_repo), "optimize", "--pr", "--base", "nosuch"])
         assert out.exit_code == 2 and "base branch 'nosuch' not found" in out.output, out.output
         assert stub.bodies == []
+    for command in ("optimize", "curate"):
+        out = run_cli(["--repo", str(learning_repo), command, "--base", "main"])
+        assert out.exit_code == 2 and "--base only applies with --pr" in out.output
 
 
 def _pr_env(monkeypatch, stub: GitHubStub) -> None:

@@ -47,6 +47,8 @@ def curate(
     """
     from selfheal.optimize.offline import curate_offline
 
+    if base and not publish:
+        raise click.UsageError("--base only applies with --pr")
     settings = load_cli_settings(ctx)
     report = curate_offline(
         settings,

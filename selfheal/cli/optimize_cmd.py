@@ -55,6 +55,8 @@ def optimize(
     from selfheal.optimize.training import TrainingRun, optimize as run_optimize
     from selfheal.yamlio import atomic_write_text
 
+    if base and not publish:
+        raise click.UsageError("--base only applies with --pr")
     settings = load_cli_settings(ctx)
     err = Console(stderr=True)
 
