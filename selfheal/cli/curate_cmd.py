@@ -43,7 +43,8 @@ def curate(
     """Reflect on stored runs, curate delta operations, run maintenance: one change set.
 
     Without --pr the change is written to the working tree (review it with
-    `git diff`); with --pr it becomes a branch and pull request.
+    `git diff`); with --pr it becomes a branch and pull request (base branch,
+    remote, token and rate limit are checked before any model call).
     """
     from selfheal.optimize.offline import curate_offline
 
