@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 @click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True, help="At most this many runs.")
 @click.option("--pr/--no-pr", "publish", default=False, show_default=True,
               help="Open a branch and pull request instead of changing the working tree.")
+@click.option("--base", default=None, metavar="BRANCH",
+              help="Branch the PR targets and starts from (default: gitops.base, else the remote's default branch).")
 @click.option("--dry-run", is_flag=True, help="Show the change; write nothing (files, counters, traces).")
 @json_option
 @click.option("--force", is_flag=True, help="Also re-curate runs an earlier batch curated; bypass the PR rate limit.")
@@ -33,6 +35,7 @@ def curate(
     filter_: str | None,
     limit: int,
     publish: bool,
+    base: str | None,
     dry_run: bool,
     as_json: bool,
     force: bool,
@@ -40,10 +43,13 @@ def curate(
     """Reflect on stored runs, curate delta operations, run maintenance: one change set.
 
     Without --pr the change is written to the working tree (review it with
-    `git diff`); with --pr it becomes a branch and pull request.
+    `git diff`); with --pr it becomes a branch and pull request (base branch,
+    remote, token and rate limit are checked before any model call).
     """
     from selfheal.optimize.offline import curate_offline
 
+    if base and not publish:
+        raise click.UsageError("--base only applies with --pr")
     settings = load_cli_settings(ctx)
     report = curate_offline(
         settings,
@@ -53,6 +59,7 @@ def curate(
         publish=publish,
         dry_run=dry_run,
         force=force,
+        base=base,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
@@ -97,8 +104,9 @@ def _render(r: CurationReport) -> None:
     if r.dry_run:
         c.print(f"[dim]Dry run: {n} file(s) would change; nothing was written.[/]")
     elif r.published is not None:
-        pub = r.published
-        where = pub.pr_url or pub.pr_body_path or pub.open_hint or ""
-        c.print(f"Published {n} file(s) on branch [bold]{escape(pub.branch)}[/] {escape(where)}", soft_wrap=True)
+        from selfheal.gitops.outcome import describe_publish
+
+        for line in describe_publish(r.published, files=n):
+            c.print(escape(line), soft_wrap=True)
     elif r.applied:
         c.print(f"Wrote {n} file(s) to the working tree: review with `git diff`, commit to keep.")

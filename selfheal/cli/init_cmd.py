@@ -33,8 +33,13 @@ def _default_owner(root: Path) -> str:
 @click.option("--owner", default=None, help="CODEOWNERS reviewer of prompts/ and cheatsheet/ (default: @<remote owner>).")
 @click.option("--force-missing-only", "missing_only", is_flag=True,
               help="In a repository set up already, create only the files that are missing.")
+@click.option("--selfheal-spec", default=None, metavar="REQUIREMENT",
+              help="What the CI workflows pip-install as selfheal, e.g. 'selfheal==0.2.0' or "
+                   "'selfheal @ git+https://github.com/ORG/selfheal@TAG' (default: the selfheal running now, "
+                   "when installed from an index or git; else a placeholder to edit).")
 @json_option
-def init(path: Path, agent: str, owner: str | None, missing_only: bool, as_json: bool) -> None:
+def init(path: Path, agent: str, owner: str | None, missing_only: bool, selfheal_spec: str | None,
+         as_json: bool) -> None:
     """Create selfheal.yaml, prompts/, cheatsheet/, evals/, the CI workflows and CODEOWNERS.
 
     Existing files are never overwritten: they are reported as kept.
@@ -42,7 +47,8 @@ def init(path: Path, agent: str, owner: str | None, missing_only: bool, as_json:
     from selfheal.scaffold import scaffold
 
     root = path.resolve()
-    report = scaffold(root, agent, owner=owner or _default_owner(root), missing_only=missing_only)
+    report = scaffold(root, agent, owner=owner or _default_owner(root), missing_only=missing_only,
+                      selfheal_spec=selfheal_spec)
     if as_json:
         echo_json({"root": str(root), "agent": agent, **dataclasses.asdict(report)})
         return
@@ -55,5 +61,6 @@ def init(path: Path, agent: str, owner: str | None, missing_only: bool, as_json:
     for note in report.notes:
         click.echo(f"note: {note}")
     if report.created or report.appended:
-        click.echo("next: review the files, run `selfheal lint`, commit, and add OPENAI_API_KEY "
-                   "(and LANGSMITH_API_KEY) as repository secrets for the workflows")
+        click.echo("next: review the files, run `selfheal lint`, commit; for the workflows add the repository "
+                   "secret SELFHEAL_BOT_TOKEN (or a GitHub App: SELFHEAL_APP_ID + SELFHEAL_APP_PRIVATE_KEY) "
+                   "and, optionally, OPENAI_API_KEY and LANGSMITH_API_KEY")

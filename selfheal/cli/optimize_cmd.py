@@ -20,6 +20,8 @@ from selfheal.cli.options import json_option
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True, help="Validation concurrency.")
 @click.option("--apply", "apply_", is_flag=True, help="Write an accepted cheatsheet into the working tree.")
 @click.option("--pr/--no-pr", "publish", default=False, help="Open an accepted change as a branch + PR.")
+@click.option("--base", default=None, metavar="BRANCH",
+              help="With --pr: the branch the PR targets (default: gitops.base, else the remote's default branch).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the Markdown report here.")
 @json_option
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
@@ -35,6 +37,7 @@ def optimize(
     jobs: int,
     apply_: bool,
     publish: bool,
+    base: str | None,
     output: str | None,
     as_json: bool,
     keep_dir: str | None,
@@ -52,6 +55,8 @@ def optimize(
     from selfheal.optimize.training import TrainingRun, optimize as run_optimize
     from selfheal.yamlio import atomic_write_text
 
+    if base and not publish:
+        raise click.UsageError("--base only applies with --pr")
     settings = load_cli_settings(ctx)
     err = Console(stderr=True)
 
@@ -65,6 +70,7 @@ def optimize(
         settings, dataset=dataset, train_split=train_split, validate_split=validate_split,
         names=list(names) or None, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
         progress=sys.stderr.isatty(), on_run=show, keep_dir=Path(keep_dir) if keep_dir else None,
+        base=base,
     )
     if output and report.report_markdown:
         atomic_write_text(Path(output), report.report_markdown)
@@ -79,6 +85,7 @@ def optimize(
             "reasons": list(report.decision.reasons) if report.decision else [],
             "applied": report.applied,
             "pr": getattr(report.publish, "pr_url", None) if report.publish else None,
+            "published": report.publish.model_dump(exclude={"body"}) if report.publish is not None else None,
         }, indent=2, default=str))
     else:
         click.echo(f"train: {sum(r.success for r in report.train)}/{len(report.train)} succeeded")
@@ -91,7 +98,10 @@ def optimize(
         if report.applied:
             click.echo(f"applied {len(report.files)} file(s) to the working tree")
         if report.publish is not None:
-            click.echo(f"published branch {report.publish.branch}: {report.publish.pr_url or report.publish.open_hint}")
+            from selfheal.gitops.outcome import describe_publish
+
+            for line in describe_publish(report.publish, files=len(report.files)):
+                click.echo(line)
         elif accepted and not (apply_ or publish):
             click.echo("accepted: rerun with --apply or --pr to keep it")
     if report.decision is not None and not report.decision.passed:

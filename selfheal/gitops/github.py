@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -67,6 +68,16 @@ def web_url(api: str) -> str:
     if api.rstrip("/") == DEFAULT_API_URL:
         return "https://github.com"
     return re.sub(r"/api/v3/?$", "", api.rstrip("/"))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """GitHub's ``2024-05-01T12:00:00Z`` timestamps (None when absent or malformed)."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -175,6 +186,29 @@ class GitHub:
                 if marker in (pr.get("body") or ""):
                     return pr
         return None
+
+    def opened_since(self, since: datetime, *, head_prefixes: tuple[str, ...]) -> list[datetime]:
+        """When PRs whose head branch starts with a prefix were opened since ``since`` (open or merged).
+
+        The rate limit of automated PRs counts these: the repository remembers
+        what earlier runs opened even where the runner's disk does not (a
+        hosted CI runner starts empty). A PR closed without merging is not counted.
+        """
+        found: list[datetime] = []
+        params = {"state": "all", "sort": "created", "direction": "desc"}
+        for pr in self.paginate(f"/repos/{self.repo}/pulls", params, max_pages=5):
+            created = _parse_time(pr.get("created_at"))
+            if created is None:
+                continue
+            if created < since:
+                break  # newest first: everything after is older
+            ref = str((pr.get("head") or {}).get("ref") or "")
+            if not ref.startswith(head_prefixes):
+                continue
+            if pr.get("state") == "closed" and not pr.get("merged_at"):
+                continue
+            found.append(created)
+        return found
 
     def create_pr(self, *, title: str, head: str, base: str, body: str) -> dict[str, Any]:
         return self.request("POST", f"/repos/{self.repo}/pulls",

@@ -86,20 +86,29 @@ def _root_runs_since(settings: Any, since: datetime, enough: int) -> int:
     return len(runs)
 
 
-def check_rate_limit(settings: Any, cfg: GitopsSettings, kind: str, *, now: datetime | None = None) -> None:
-    """Raise :class:`RateLimitError` when opening another ``kind`` PR now would exceed a limit."""
+def check_rate_limit(settings: Any, cfg: GitopsSettings, kind: str, *, now: datetime | None = None,
+                     opened: list[datetime] | None = None, where: str = "") -> None:
+    """Raise :class:`RateLimitError` when opening another ``kind`` PR now would exceed a limit.
+
+    ``opened``: when improvement PRs were opened, as the repository's host
+    reports them (a hosted CI runner starts with an empty state directory, so
+    only the host knows what earlier runs opened); None reads the local
+    publish records. ``where`` names that source in the message.
+    """
     if kind not in RATE_LIMITED_KINDS:
         return
     now = now or datetime.now(UTC)
     records = [r for r in read_records(settings) if not r.updated]
     day_ago = now - timedelta(days=1)
-    recent = sorted(r.time for r in records if r.time >= day_ago and r.kind in RATE_LIMITED_KINDS)
+    if opened is None:
+        opened = [r.time for r in records if r.kind in RATE_LIMITED_KINDS]
+    recent = sorted(t for t in opened if t >= day_ago)
     if len(recent) >= cfg.max_prs_per_day:
         if cfg.max_prs_per_day == 0:
             raise RateLimitError("rate limit: gitops.max_prs_per_day is 0 (use --force to publish anyway)")
         free = recent[-cfg.max_prs_per_day] + timedelta(days=1)
         raise RateLimitError(
-            f"rate limit: {len(recent)} improvement PRs in the last 24 h (gitops.max_prs_per_day = "
+            f"rate limit: {len(recent)} improvement PRs in the last 24 h{where} (gitops.max_prs_per_day = "
             f"{cfg.max_prs_per_day}); next one allowed after {free:%Y-%m-%d %H:%M} UTC (--force overrides)"
         )
     same_kind = [r for r in records if r.kind == kind]

@@ -8,7 +8,6 @@ body is written to ``.selfheal/prs/`` with the command that opens it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,24 +21,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from selfheal.errors import SelfhealError
 from selfheal.gitops.changes import ItemChange, describe_file, touched_ids
 from selfheal.gitops.changeset import T_PR, ChangeSet, FileChange, commit_message
-from selfheal.gitops.github import GitHub, api_url, github_token, parse_repo_slug, web_url
-from selfheal.gitops.ledger import PublishRecord, append_record, check_rate_limit, read_records
+from selfheal.gitops.github import GitHub, api_url, github_token, web_url
+from selfheal.gitops.ledger import PublishRecord, append_record, read_records
+from selfheal.gitops.preflight import PublishPlan, plan_publish, repo_slug, resolve_base, strip_remote
 from selfheal.gitops.prbody import change_marker, render_pr_body
 from selfheal.gitops.repo import (
     GitError,
-    checked,
-    base_ref,
     branch_exists,
-    default_branch,
-    has_remote,
+    checked,
     identity_env,
     open_repo,
     ref_exists,
-    remote_url,
     show_file,
     toplevel,
 )
 from selfheal.gitops.settings import GitopsSettings, gitops_settings
+
+__all__ = ["PublishPlan", "PublishResult", "publish_change", "repo_slug", "resolve_base"]
 from selfheal.yamlio import atomic_write_text
 
 NOTES_REF = "refs/notes/selfheal"
@@ -59,20 +57,13 @@ class PublishResult(BaseModel):
     pr_body_path: str | None = None   # written when no PR was opened through the API
     open_hint: str | None = None      # how to open the PR by hand
     updated: bool = False             # an existing PR/branch of the same change was updated
+    not_pushed: str | None = None     # why the branch was not pushed (None: pushed, or a dry run)
+    no_pr: str | None = None          # why no PR was opened or updated (None: it was)
+    finish: list[str] = Field(default_factory=list)  # the exact commands that finish the job by hand
     dry_run: bool = False
     fingerprint: str
     entries: list[str] = Field(default_factory=list)
     body: str = Field(default="", repr=False)
-
-
-def repo_slug(repo: git.Repo, cfg: GitopsSettings) -> str | None:
-    """owner/name: gitops.github_repo, else GITHUB_REPOSITORY, else parsed from the remote URL."""
-    if cfg.github_repo:
-        return cfg.github_repo
-    if os.environ.get("GITHUB_REPOSITORY"):
-        return os.environ["GITHUB_REPOSITORY"]
-    url = remote_url(repo, cfg.remote)
-    return parse_repo_slug(url) if url else None
 
 
 def _unique_branch(repo: git.Repo, branch: str, remote: str) -> str:
@@ -82,13 +73,6 @@ def _unique_branch(repo: git.Repo, branch: str, remote: str) -> str:
         candidate = f"{branch}-{n}"
         n += 1
     return candidate
-
-
-def _strip_remote(name: str, remote: str) -> str:
-    for prefix in ("refs/heads/", f"refs/remotes/{remote}/", f"{remote}/"):
-        if name.startswith(prefix):
-            return name[len(prefix):]
-    return name
 
 
 def _write_files(root: Path, files: list[FileChange]) -> None:
@@ -155,7 +139,7 @@ def commit_in_worktree(
 
 def push_branch(repo: git.Repo, remote: str, branch: str, *, default: str) -> None:
     """``git push <remote> <branch>``; refuses the default branch (approval is the PR review)."""
-    if _strip_remote(branch, remote) in {default, "HEAD"}:
+    if strip_remote(branch, remote) in {default, "HEAD"}:
         raise GitError(f"refusing to push to the default branch '{default}': selfheal only pushes its own branches")
     checked(lambda: repo.git.push("--quiet", remote, f"refs/heads/{branch}:refs/heads/{branch}", kill_after_timeout=300),
          f"pushing {branch} to {remote}")
@@ -194,14 +178,6 @@ def _checkout_start(repo: git.Repo, branch: str, remote: str) -> str | None:
     return f"refs/remotes/{remote}/{branch}"
 
 
-def resolve_base(repo: git.Repo, cfg: GitopsSettings, base: str | None = None, *,
-                 default: str | None = None) -> tuple[str, str]:
-    """(branch name a PR targets, ref to start the branch from): ``base``, gitops.base, the default branch."""
-    default = default or default_branch(repo, cfg.remote)
-    name = _strip_remote(base or cfg.base or default, cfg.remote)
-    return name, base_ref(repo, name, cfg.remote)
-
-
 def publish_change(
     settings: Any,
     change: ChangeSet,
@@ -212,32 +188,30 @@ def publish_change(
     dry_run: bool = False,
     force: bool = False,
     today: date | None = None,
+    plan: PublishPlan | None = None,
 ) -> PublishResult:
     """Turn ``change`` into a branch ``selfheal/<kind>/<date>-<slug>``, a commit, a push and a PR.
 
     ``push`` None pushes when the remote (``gitops.remote``) exists; ``force``
     bypasses the rate limit; ``dry_run`` computes the branch and PR body only (no git writes, no rate limit).
+    ``plan``: the checks :func:`plan_publish` made before the change was computed (made here when None).
     The same change (same file contents) updates its open PR instead of opening another.
+    The result says what did not happen (``not_pushed``, ``no_pr``) and the commands that finish it (``finish``).
     """
     if not change.files:
         raise SelfhealError("nothing to publish: the change set has no files")
     cfg = gitops_settings(settings)
+    if plan is None:
+        plan = plan_publish(settings, change.kind, base=base, push=push, open_pr=open_pr, force=force,
+                            check_limits=not dry_run)
     repo = open_repo(Path(settings.root))
     toplevel(repo)
-    remote = cfg.remote
-    remote_ok = has_remote(repo, remote)
-    default = default_branch(repo, remote)
-    base_branch, start = resolve_base(repo, cfg, base, default=default)
-    do_push = remote_ok if push is None else push
-    if do_push and not remote_ok:
-        raise GitError(f"no remote '{remote}' to push to (add one, or publish with push disabled)")
-    if not force and not dry_run:
-        check_rate_limit(settings, cfg, change.kind)
+    remote, default, base_branch, start = plan.remote, plan.default, plan.base, plan.start
 
     fingerprint = change.fingerprint()
     token = github_token()
-    slug = repo_slug(repo, cfg)
-    gh = GitHub(slug, token, timeout_s=cfg.api_timeout_s) if (open_pr and token and slug) else None
+    slug = plan.slug
+    gh = GitHub(slug, token, timeout_s=cfg.api_timeout_s) if (plan.open_pr and token and slug) else None
     try:
         proposed = change.branch_name(today)
         existing_pr: dict[str, Any] | None = None
@@ -274,9 +248,12 @@ def publish_change(
                                      files=change.files, message=message, env=env)
         result.commit = sha
 
-        if do_push:
+        if plan.push:
             push_branch(repo, remote, branch, default=default)
             result.pushed = True
+        else:
+            result.not_pushed = next((n.split(": ", 1)[1] for n in plan.notes if n.startswith("the branch stays")),
+                                     "pushing is off")
 
         if gh is not None and result.pushed:
             labels = list(dict.fromkeys([*cfg.labels, f"selfheal:{change.kind}"]))
@@ -290,6 +267,7 @@ def publish_change(
             if sha is not None and result.pr_url:
                 _add_note(repo, sha, f"{T_PR}: {result.pr_url}", env)
         else:
+            result.no_pr = _why_no_pr(plan, result)
             _write_body_file(settings, cfg, result, change, slug)
 
         append_record(settings, PublishRecord(
@@ -301,6 +279,16 @@ def publish_change(
     finally:
         if gh is not None:
             gh.close()
+        repo.close()
+
+
+def _why_no_pr(plan: PublishPlan, result: PublishResult) -> str:
+    if not result.pushed:
+        return "the branch was not pushed"
+    for note in plan.notes:
+        if note.startswith("no PR will be opened: "):
+            return note.split(": ", 1)[1]
+    return "opening PRs is off"
 
 
 def _write_body_file(settings: Any, cfg: GitopsSettings, result: PublishResult, change: ChangeSet,
@@ -311,9 +299,16 @@ def _write_body_file(settings: Any, cfg: GitopsSettings, result: PublishResult, 
     atomic_write_text(path, result.body)
     result.pr_body_path = str(path)
     title = change.title.replace('"', '\\"')
-    hint = f'gh pr create --head {result.branch} --base {result.base} --title "{title}" --body-file {path}'
+    create = f'gh pr create --head {result.branch} --base {result.base} --title "{title}" --body-file {path}'
+    hint = create
     if slug:
         hint += f"\n  or open {web_url(api_url())}/{slug}/compare/{result.base}...{result.branch}?expand=1"
+    finish = [create]
     if not result.pushed:
         hint = f"git push {cfg.remote} {result.branch}\n  then " + hint
+        push = f"git push -u {cfg.remote} {result.branch}"
+        if result.not_pushed and result.not_pushed.startswith("no remote"):
+            push = f"git remote add {cfg.remote} <URL> && " + push
+        finish.insert(0, push)
     result.open_hint = hint
+    result.finish = finish

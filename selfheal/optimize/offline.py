@@ -290,13 +290,16 @@ def curate_offline(
     dry_run: bool = False,
     force: bool = False,
     now: datetime | None = None,
+    base: str | None = None,
 ) -> CurationReport:
     """Curate the cheatsheet from stored runs into one change set (see the module docstring).
 
     ``dry_run`` writes nothing (no files, counters or run stamps); ``publish``
     opens a branch and PR through gitops instead of writing the working tree;
     ``force`` re-curates runs an earlier batch already curated (and bypasses
-    the PR rate limit).
+    the PR rate limit). With ``publish``, the base branch (``base``, else
+    gitops.base, else the default branch), remote, token and rate limit are
+    checked before any run is read or any model is called.
     """
     from selfheal.cheatsheet.counters import CounterStore
     from selfheal.cheatsheet.store import load_cheatsheet
@@ -306,6 +309,11 @@ def curate_offline(
 
     if limit < 1:
         raise SelfhealError("--limit must be at least 1")
+    plan = None
+    if publish:
+        from selfheal.gitops.preflight import plan_publish
+
+        plan = plan_publish(settings, "curate", base=base, force=force, check_limits=not dry_run)
     window = parse_since(since) if isinstance(since, str) else since
     now = (now or datetime.now(UTC)).astimezone(UTC)
     report = CurationReport(dry_run=dry_run)
@@ -355,7 +363,7 @@ def curate_offline(
                 _write_working_tree(settings.root, report.files)
                 report.applied = True
         if report.files and not dry_run and publish:
-            report.published = _publish(settings, report, roots, model, force=force)
+            report.published = _publish(settings, report, roots, model, force=force, plan=plan)
         if not dry_run and (report.applied or report.published is not None or not report.files):
             with CounterStore.from_settings(settings) as counters:
                 _finish_counters(counters, counter_tags, report, now)
@@ -491,7 +499,8 @@ def _write_working_tree(root: Path, files: dict[str, str | None]) -> None:
             atomic_write_text(target, content)
 
 
-def _publish(settings: Settings, report: CurationReport, roots: Sequence[Any], model: Any, *, force: bool) -> Any:
+def _publish(settings: Settings, report: CurationReport, roots: Sequence[Any], model: Any, *, force: bool,
+             plan: Any = None) -> Any:
     from selfheal.gitops.changeset import ChangeSet, FileChange
     from selfheal.gitops.publish import publish_change
 
@@ -504,4 +513,4 @@ def _publish(settings: Settings, report: CurationReport, roots: Sequence[Any], m
         trace_ids=[str(r.id) for r in roots],
         model=str(getattr(model, "model_name", "") or type(model).__name__),
     )
-    return publish_change(settings, change, force=force)
+    return publish_change(settings, change, force=force, plan=plan)

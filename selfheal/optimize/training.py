@@ -151,8 +151,13 @@ def optimize(
     progress: bool = True,
     on_run: Callable[[TrainingRun], None] | None = None,
     keep_dir: Path | None = None,
+    base: str | None = None,
 ) -> OptimizeReport:
-    """Learn on ``train_split``, validate seed vs learned on ``validate_split``, then apply/publish."""
+    """Learn on ``train_split``, validate seed vs learned on ``validate_split``, then apply/publish.
+
+    With ``publish`` the base branch, remote, token and rate limit are checked
+    first: a run that could not be published spends no model call.
+    """
     from selfheal.evaluation.compare import compare
     from selfheal.evaluation.dataset import load_dataset
     from selfheal.evaluation.gate import GateConfig, decide
@@ -160,6 +165,11 @@ def optimize(
     from selfheal.evaluation.runner import run_experiment
     from selfheal.optimize.offline import _write_working_tree, changed_files
 
+    plan = None
+    if publish:
+        from selfheal.gitops.preflight import plan_publish
+
+        plan = plan_publish(settings, "optimize", base=base)
     ds = load_dataset(settings, dataset)
     train = ds.select(train_split, names=names)
     if not train:
@@ -218,7 +228,7 @@ def optimize(
             )
             from selfheal.gitops.publish import publish_change
 
-            report.publish = publish_change(settings, change)
+            report.publish = publish_change(settings, change, plan=plan)
         elif accepted and apply:
             _write_working_tree(settings.root, files)
             report.applied = True

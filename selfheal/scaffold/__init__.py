@@ -23,6 +23,9 @@ from selfheal.yamlio import atomic_write_text
 
 AGENT_PLACEHOLDER = "__AGENT__"
 EXAMPLE_ENTRY = "heur-example-read-before-write.yaml"
+#: What the workflows install while selfheal is not on PyPI: the user names the repository and ref.
+PLACEHOLDER_SPEC = "selfheal @ git+https://github.com/YOUR-ORG/selfheal@main"
+REQUIREMENTS = ".github/selfheal-requirements.txt"
 
 
 @dataclass
@@ -36,6 +39,44 @@ class ScaffoldReport:
 def template(name: str) -> str:
     """A template's text from the installed package."""
     return resources.files("selfheal.scaffold").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def default_selfheal_spec() -> str:
+    """The pip requirement that installs the selfheal running now, for the CI workflows.
+
+    From a git URL: that URL at the installed commit; from an index: that
+    version, pinned; from a local checkout: a placeholder the user edits (the
+    workflows refuse it with a one-line message naming the file).
+    """
+    import json
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("selfheal")
+    except metadata.PackageNotFoundError:
+        return PLACEHOLDER_SPEC
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "null")
+    except ValueError:
+        direct = None
+    if not direct:
+        return f"selfheal=={dist.version}"
+    vcs = direct.get("vcs_info") or {}
+    if vcs.get("vcs") == "git" and direct.get("url"):
+        ref = vcs.get("commit_id") or vcs.get("requested_revision")
+        return f"selfheal @ git+{direct['url']}" + (f"@{ref}" if ref else "")
+    return PLACEHOLDER_SPEC
+
+
+def requirements_file(spec: str) -> str:
+    """``.github/selfheal-requirements.txt``: the selfheal the workflows install (also pip's cache key)."""
+    return (
+        "# The selfheal the CI workflows install (selfheal-eval.yml, selfheal-optimize.yml):\n"
+        "# a release (selfheal==X.Y.Z) or a git ref (selfheal @ git+https://github.com/ORG/selfheal@TAG).\n"
+        "# The workflows add the extra the model needs ([local] when the repository has no\n"
+        "# OPENAI_API_KEY secret); pip's cache between runs is keyed by this file.\n"
+        f"{spec}\n"
+    )
 
 
 def starter_module(agent: str) -> str:
@@ -61,7 +102,8 @@ def _configured_agent(root: Path) -> str | None:
     return str(agent) if agent else None
 
 
-def _plan(agent: str, *, starter: bool, cheatsheet: str = "cheatsheet") -> list[tuple[str, str]]:
+def _plan(agent: str, *, starter: bool, cheatsheet: str = "cheatsheet",
+          selfheal_spec: str = PLACEHOLDER_SPEC) -> list[tuple[str, str]]:
     """(repo-relative path, content) of every file init creates when missing."""
     module = starter_module(agent)
 
@@ -77,6 +119,7 @@ def _plan(agent: str, *, starter: bool, cheatsheet: str = "cheatsheet") -> list[
         (f"evals/{agent}/examples/example.yaml", t("example.yaml")),
         (".github/workflows/selfheal-eval.yml", t("selfheal-eval.yml")),
         (".github/workflows/selfheal-optimize.yml", t("selfheal-optimize.yml")),
+        (REQUIREMENTS, requirements_file(selfheal_spec)),
     ]
     files += [(f"{cheatsheet}/{section}/.gitkeep", "") for section in SECTIONS]
     files.append((f"{cheatsheet}/heuristics/{EXAMPLE_ENTRY}", t(EXAMPLE_ENTRY)))
@@ -108,8 +151,17 @@ def _codeowners_path(root: Path) -> Path:
     return root / ".github" / "CODEOWNERS"
 
 
-def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: bool = False) -> ScaffoldReport:
-    """Create selfheal's files under ``root``; refuse an initialised repo unless ``missing_only``."""
+def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: bool = False,
+             selfheal_spec: str | None = None) -> ScaffoldReport:
+    """Create selfheal's files under ``root``; refuse an initialised repo unless ``missing_only``.
+
+    ``selfheal_spec``: the pip requirement the CI workflows install (default:
+    :func:`default_selfheal_spec`).
+    """
+    spec = (selfheal_spec or default_selfheal_spec()).strip()
+    if not spec or "\n" in spec:
+        raise SelfhealError("--selfheal-spec: give one pip requirement, e.g. 'selfheal==0.2.0' or "
+                            "'selfheal @ git+https://github.com/ORG/selfheal@TAG'")
     root = Path(root)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", agent):
         raise SelfhealError(f"agent '{agent}': use letters, digits, _ or - (it names prompts/<agent>/)")
@@ -127,7 +179,7 @@ def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: boo
     existing = _configured_agent(root) if (root / "selfheal.yaml").exists() else None
     # A second agent in a repository set up already gets its own cheatsheet/<agent>/.
     cheatsheet = f"cheatsheet/{agent}" if existing and existing != agent else "cheatsheet"
-    for rel, content in _plan(agent, starter=starter, cheatsheet=cheatsheet):
+    for rel, content in _plan(agent, starter=starter, cheatsheet=cheatsheet, selfheal_spec=spec):
         path = root / rel
         if path.exists():
             report.kept.append(rel)
@@ -150,6 +202,9 @@ def scaffold(root: Path, agent: str, *, owner: str = "@owner", missing_only: boo
             )
         else:
             report.notes.append(f"selfheal.yaml runs '{existing}': use `{run} ...` for {agent}")
+    if REQUIREMENTS in report.created and spec == PLACEHOLDER_SPEC:
+        report.notes.append(f"{REQUIREMENTS}: replace YOUR-ORG/main with the selfheal repository and tag the "
+                            "workflows should install (or rerun init with --selfheal-spec)")
     ignore = root / ".gitignore"
     existed = ignore.exists()
     if _append_lines(ignore, [".selfheal/"], "# selfheal: local traces, caches, state and PR bodies"):

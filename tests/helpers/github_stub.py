@@ -1,7 +1,8 @@
 """A loopback stub of GitHub's REST API: pull requests, labels and issue comments.
 
 Enough of the API for the real httpx client in :mod:`selfheal.gitops.github`:
-``GET/POST /repos/{o}/{r}/pulls`` (``state``, ``head=owner:branch``, pages),
+``GET/POST /repos/{o}/{r}/pulls`` (``state``, ``head=owner:branch``, pages, newest first;
+:meth:`GitHubStub.seed_pr` adds PRs opened earlier),
 ``GET/PATCH /repos/{o}/{r}/pulls/{n}``, ``POST /repos/{o}/{r}/pulls/{n}/reviews``,
 ``PUT /repos/{o}/{r}/pulls/{n}/merge``, ``GET /repos/{o}/{r}/labels/{name}``,
 ``POST /repos/{o}/{r}/labels``, ``POST /repos/{o}/{r}/issues/{n}/labels``,
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,27 @@ class GitHubStub:
     def calls(self, method: str, suffix: str = "") -> list[tuple[str, str, dict[str, list[str]], Any]]:
         return [r for r in self.requests if r[0] == method and r[1].endswith(suffix)]
 
+    def seed_pr(self, head: str, *, created_at: datetime, state: str = "open", merged: bool = False,
+                base: str = "main", title: str = "seeded") -> dict[str, Any]:
+        """A PR opened earlier (another run, another day): what the rate limit counts."""
+        with self.lock:
+            n = self._number()
+            pr = self._pr(n, title=title, head=head, base=base, body="", created_at=created_at)
+            pr["state"] = state
+            pr["merged_at"] = created_at.strftime("%Y-%m-%dT%H:%M:%SZ") if merged else None
+            pr["merged"] = merged
+            self.pulls[n] = pr
+            return pr
+
+    def _pr(self, n: int, *, title: str, head: str, base: str, body: str, created_at: datetime) -> dict[str, Any]:
+        return {
+            "number": n, "state": "open", "title": title, "body": body,
+            "head": {"ref": head}, "base": {"ref": base},
+            "created_at": created_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "merged_at": None,
+            "html_url": f"https://github.example/{self.repo}/pull/{n}",
+            "url": f"{self.url}/repos/{self.repo}/pulls/{n}",
+        }
+
     def _number(self) -> int:
         n = self._next
         self._next += 1
@@ -104,7 +127,7 @@ class GitHubStub:
             if head:
                 owner, _, branch = head.partition(":")
                 found = [p for p in found if p["head"]["ref"] == branch and owner == self.repo.split("/")[0]]
-            return 200, paged(sorted(found, key=lambda p: -p["number"]))
+            return 200, paged(sorted(found, key=lambda p: (p.get("created_at") or "", p["number"]), reverse=True))
         if rest == ["pulls"] and method == "POST":
             for key in ("title", "head", "base"):
                 if not body.get(key):
@@ -114,12 +137,8 @@ class GitHubStub:
             if any(p["head"]["ref"] == body["head"] and p["state"] == "open" for p in self.pulls.values()):
                 return 422, {"message": f"A pull request already exists for {body['head']}."}
             n = self._number()
-            pr = {
-                "number": n, "state": "open", "title": body["title"], "body": body.get("body") or "",
-                "head": {"ref": body["head"]}, "base": {"ref": body["base"]},
-                "html_url": f"https://github.example/{self.repo}/pull/{n}",
-                "url": f"{self.url}/repos/{self.repo}/pulls/{n}",
-            }
+            pr = self._pr(n, title=body["title"], head=body["head"], base=body["base"], body=body.get("body") or "",
+                          created_at=datetime.now(UTC))
             self.pulls[n] = pr
             return 201, pr
         if len(rest) == 2 and rest[0] == "pulls" and method == "PATCH":
@@ -152,6 +171,7 @@ class GitHubStub:
             if body and body.get("sha") and pr["head"].get("sha") and body["sha"] != pr["head"]["sha"]:
                 return 409, {"message": "Head branch was modified. Review and try the merge again."}
             pr["state"], pr["merged"] = "closed", True
+            pr["merged_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             pr["merge_method"] = (body or {}).get("merge_method", "merge")
             return 200, {"sha": "f" * 40, "merged": True, "message": "Pull Request successfully merged"}
         if len(rest) == 2 and rest[0] == "labels" and method == "GET":

@@ -33,7 +33,7 @@ def isolate_git(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL",
                 "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_REPOSITORY",
-                "GITHUB_API_URL", "GIT_CONFIG_GLOBAL"):
+                "GITHUB_API_URL", "GIT_CONFIG_GLOBAL", "GITHUB_ACTIONS"):
         monkeypatch.delenv(var, raising=False)
     return home
 
