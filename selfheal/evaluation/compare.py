@@ -2,8 +2,9 @@
 
 Only examples present in both experiments are compared (paired by
 ``example_id``, which survives renames); the rest are listed, never silently
-dropped. An errored or timed-out example counts as a failure in the rates and
-is also counted on its own, so an infrastructure hiccup is visible as such.
+dropped. An errored, timed-out or cache-missed example counts as a failure in
+the rates and is also counted on its own (each kind apart), so an
+infrastructure hiccup is visible as such and never as a pass.
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ class RateSummary(_Model):
     ci: Interval
     errors: int = 0
     timeouts: int = 0
+    cache_misses: int = 0
+
+    @property
+    def no_verdict(self) -> int:
+        """Examples that produced no verdict (errors, timeouts, cache misses)."""
+        return self.errors + self.timeouts + self.cache_misses
 
 
 def rate_summary(results: Iterable[ExampleResult]) -> RateSummary:
@@ -91,6 +98,7 @@ def rate_summary(results: Iterable[ExampleResult]) -> RateSummary:
         ci=wilson_interval(passed, len(rs)),
         errors=sum(1 for r in rs if r.status == "error"),
         timeouts=sum(1 for r in rs if r.status == "timeout"),
+        cache_misses=sum(1 for r in rs if r.status == "cache_miss"),
     )
 
 
@@ -170,6 +178,8 @@ class Comparison(_Model):
     baseline_timeouts: int = 0
     candidate_errors: int = 0
     candidate_timeouts: int = 0
+    baseline_cache_misses: int = 0
+    candidate_cache_misses: int = 0
     examples: list[PairedExample] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
@@ -267,6 +277,8 @@ def compare(baseline: ExperimentResult, candidate: ExperimentResult) -> Comparis
         baseline_timeouts=both[0].timeouts,
         candidate_errors=both[1].errors,
         candidate_timeouts=both[1].timeouts,
+        baseline_cache_misses=both[0].cache_misses,
+        candidate_cache_misses=both[1].cache_misses,
         examples=[
             PairedExample(
                 example_id=c.example_id,
