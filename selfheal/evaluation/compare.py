@@ -45,6 +45,7 @@ class Provenance(_Model):
     git_ref: str | None = None
     git_commit: str | None = None
     cache_mode: str = "off"
+    cache_note: str | None = None         # how this side used the response cache (replayed, ran live, why)
     jobs: int = 1
     started_at: datetime
     finished_at: datetime
@@ -64,10 +65,17 @@ class Provenance(_Model):
             git_ref=result.git_ref,
             git_commit=str(commit) if commit else None,
             cache_mode=result.cache_mode,
+            cache_note=_cache_note(result),
             jobs=result.jobs,
             started_at=result.started_at,
             finished_at=result.finished_at,
         )
+
+
+def _cache_note(result: ExperimentResult) -> str | None:
+    cache = result.extra.get("cache")
+    note = cache.get("note") if isinstance(cache, dict) else None
+    return str(note) if note else None
 
 
 class RateSummary(_Model):

@@ -96,6 +96,14 @@ def example_digest(example: Example) -> str:
     return digest_items([(example.path.name, data), ("index", str(example.index).encode())])
 
 
+def _display(path: Path) -> str:
+    """A path as a reader of the report knows it: relative to the current directory when inside it."""
+    try:
+        return Path(path).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _short(version: str) -> str:
     return version[:12] + ("-dirty" if version.endswith("-dirty") else "")
 
@@ -115,9 +123,9 @@ class SidePlan:
 
     def note(self) -> str:
         """One line for the report."""
-        where = f" {self.cache_dir}" if self.cache_dir is not None else ""
+        where = f" {_display(self.cache_dir)}" if self.cache_dir is not None else ""
         if self.mode == "off":
-            return "live (no cache)"
+            return ""
         replayed, recorded = len(keys_of(self.uses, "replay")), len(keys_of(self.uses, "record"))
         counts = f"{replayed} response(s) replayed, {recorded} recorded"
         if self.mode == "replay":
@@ -185,7 +193,7 @@ def refuse_uncovered(plans: list[SidePlan]) -> None:
     if bad:
         detail = "; ".join(f"the {p.side} side: {p.reason}" for p in bad)
         raise SelfhealError(
-            f"--cache replay cannot judge this change from {bad[0].cache_dir}: {detail}."
+            f"--cache replay cannot judge this change from {_display(bad[0].cache_dir)}: {detail}."
             " Use --cache auto to run those sides live (recorded), or --cache record to re-record"
         )
 

@@ -130,7 +130,7 @@ def _provenance_md(sides: list[tuple[str, Provenance]]) -> list[str]:
         ("split", lambda p: p.split),
         ("context version", lambda p: _code(_version(p.context_version))),
         ("cheatsheet version", lambda p: _code(_version(p.cheatsheet_version))),
-        ("cache mode", lambda p: p.cache_mode),
+        ("cache mode", lambda p: p.cache_mode + (f": {p.cache_note}" if p.cache_note else "")),
         ("git ref", lambda p: _side(p, "working tree")),
         ("experiment", lambda p: f"{p.name} ({_code(p.experiment_id)})"),
         ("started", lambda p: p.started_at.strftime("%Y-%m-%d %H:%M:%S")),
@@ -384,6 +384,8 @@ def render_table(
             f"split {escape(p.split)} · context {_version(p.context_version)} · cheatsheet {_version(p.cheatsheet_version)} · "
             f"cache {escape(p.cache_mode)} · {escape(_side(p, 'working tree'))} · experiment {p.experiment_id}[/]"
         )
+        if p.cache_note:
+            console.print(f"[dim]{label} cache: {escape(p.cache_note)}[/]")
     if decision is not None:
         colour = "green" if decision.passed else "red"
         console.print(f"[bold {colour}]gate {'passed' if decision.passed else 'failed'}[/]")
