@@ -42,10 +42,12 @@ def status(ctx: click.Context, dataset: str | None, as_json: bool) -> None:
 def _print_status(item: dict[str, Any]) -> None:
     size_kb = item["size_bytes"] / 1024
     click.echo(f"{item['dataset']}: {item['path']}")
-    click.echo(f"  entries: {item['entries']} ({size_kb:.0f} KiB), referenced {item['referenced']},"
-               f" unreferenced {item['unreferenced']} (prunable), missing {item['missing']}")
     m = item["manifest"]
-    if m is None:
+    if m is not None:
+        click.echo(f"  entries: {item['entries']} ({size_kb:.0f} KiB), referenced {item['referenced']},"
+                   f" unreferenced {item['unreferenced']} (prunable), missing {item['missing']}")
+    else:
+        click.echo(f"  entries: {item['entries']} ({size_kb:.0f} KiB)")
         click.echo("  manifest: none (replay cannot tell what this cache covers; prune refuses it)")
         return
     click.echo(f"  manifest: {m['name']} · model {m['model']} · dataset {m['dataset']} @ {m['dataset_hash'][:12]}")
