@@ -67,8 +67,8 @@ def _emit(ctx: click.Context, fmt: str | None, output: Path | None, outcome: Any
 def _shard_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     if value is None:
         return None
-    from selfheal.evaluation.shard import parse_shard
     from selfheal.errors import SelfhealError
+    from selfheal.evaluation.shard import parse_shard
 
     try:
         return parse_shard(value)

@@ -73,8 +73,10 @@ def cache_dirs(settings: Settings, dataset: str | None = None) -> list[tuple[str
     default = settings.response_cache_dir
     if dataset is None and default.is_dir() and all(d != default.resolve() for _, d in out):
         out.append(("(default)", default.resolve()))
-    seen: set[Path] = set()
-    return [(n, d) for n, d in out if not (d in seen or seen.add(d))]  # type: ignore[func-returns-value]
+    unique: dict[Path, str] = {}
+    for name, path in out:
+        unique.setdefault(path, name)  # two datasets sharing one cache: listed once
+    return [(name, path) for path, name in unique.items()]
 
 
 def _resolve(settings: Settings, root: Path, named: str | None) -> Path:
