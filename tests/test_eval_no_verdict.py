@@ -139,7 +139,6 @@ def test_configuration_errors_exit_2_with_one_line(
         (["eval", "--cache", "bogus"], "bogus"),
         (["eval", "--shard", "5/4"], "K must be between 1 and N"),
         (["eval", "--shard", "1/4", "--gate"], "--gate judges the whole dataset"),
-        (["eval", "--json", "--format", "md"], "--json and --format md disagree"),
     ]
     for args, needle in cases:
         code, out, err = cli(["-C", str(repo), *args], capsys)

@@ -6,12 +6,12 @@ Thin: :func:`selfheal.evaluation.replay.status_report` and
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 
 def _short(v: str) -> str:
@@ -25,7 +25,7 @@ def cache() -> None:
 
 @cache.command("status")
 @click.option("--dataset", "dataset", default=None, help="Only this dataset's cache.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_context
 def status(ctx: click.Context, dataset: str | None, as_json: bool) -> None:
     """Each cache: manifest (model, dataset hash, versions, examples), entries, what prune would drop."""
@@ -33,7 +33,7 @@ def status(ctx: click.Context, dataset: str | None, as_json: bool) -> None:
 
     report = status_report(load_cli_settings(ctx), dataset)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo_json(report)
         return
     for item in report:
         _print_status(item)
@@ -61,7 +61,7 @@ def _print_status(item: dict[str, Any]) -> None:
 @cache.command("prune")
 @click.option("--dataset", "dataset", default=None, help="Only this dataset's cache.")
 @click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@json_option
 @click.pass_context
 def prune(ctx: click.Context, dataset: str | None, dry_run: bool, as_json: bool) -> None:
     """Delete cached responses no manifest coverage refers to."""
@@ -69,7 +69,7 @@ def prune(ctx: click.Context, dataset: str | None, dry_run: bool, as_json: bool)
 
     report = prune_caches(load_cli_settings(ctx), dataset, dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps({"dry_run": dry_run, "caches": report}, indent=2))
+        echo_json({"dry_run": dry_run, "caches": report})
         return
     verb = "would delete" if dry_run else "deleted"
     for item in report:

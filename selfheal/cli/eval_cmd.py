@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import cache_option, json_option
 
 GATE_FAILED = 1
 
@@ -93,17 +94,14 @@ def _shard_option(_ctx: click.Context, _param: click.Parameter, value: str | Non
               help="Seconds per example before it counts as a timeout.")
 @click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to FILE (atomically) instead of stdout.")
-@click.option("--cache", "cache", type=click.Choice(["replay", "record", "auto", "off"]), default=None,
-              help="Model response cache mode (default: model.cache_mode). The cache is the dataset's own"
-                   " (its replay/ directory or dataset.yaml `cache:`); replay refuses a side it does not cover,"
-                   " auto replays covered sides and runs the rest live, recording them.")
+@cache_option  # eval: the dataset's cache (see `selfheal cache status`); replay refuses a side it does not cover
 @click.option("--shard", "shard", metavar="K/N", default=None, callback=_shard_option,
               help="Run only the K-th of N deterministic parts of the examples; write a shard file"
                    " for `selfheal eval merge`.")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the raw results (a shard file) to FILE; with --shard, default"
                    " eval-shard-K-of-N.json.")
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@json_option  # the same as --format json
 @click.pass_context
 def eval_cmd(
     ctx: click.Context,
@@ -134,10 +132,7 @@ def eval_cmd(
     from selfheal.evaluation.evaluate import evaluate
     from selfheal.evaluation.gate import GateConfig
 
-    if as_json:
-        if fmt not in (None, "json"):
-            raise SelfhealError(f"--json and --format {fmt} disagree; give one of them")
-        fmt = "json"
+    fmt = "json" if as_json else fmt  # --json wins: machine-readable output was asked for
     if shard is not None and gate:
         raise SelfhealError("--gate judges the whole dataset: run the shards without it and gate"
                             " `selfheal eval merge SHARD-FILES... --gate`")
@@ -178,7 +173,7 @@ def eval_cmd(
               help="Tolerated success-rate drop for --gate, as a fraction (default: eval.margin, 0.05).")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "json"]), default=None,
               help="Report format (default: table on a terminal, md otherwise).")
-@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
+@json_option  # the same as --format json
 @click.option("--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the report to FILE (atomically) instead of stdout.")
 @click.pass_context
@@ -193,15 +188,11 @@ def merge_cmd(
     output: Path | None,
 ) -> None:
     """Merge the shard files of `selfheal eval --shard K/N` into one report; --gate judges the merged result."""
-    from selfheal.errors import SelfhealError
     from selfheal.evaluation.evaluate import judge_results
     from selfheal.evaluation.gate import GateConfig
     from selfheal.evaluation.shard import merge_files
 
-    if as_json:
-        if fmt not in (None, "json"):
-            raise SelfhealError(f"--json and --format {fmt} disagree; give one of them")
-        fmt = "json"
+    fmt = "json" if as_json else fmt  # --json wins: machine-readable output was asked for
     candidate, baseline = merge_files(list(files))
     if against_files:
         baseline, _ = merge_files(list(against_files))
