@@ -46,7 +46,8 @@ class ModelSettings(_Section):
     processes: int = Field(1, ge=1, le=8)
     seed: int = 0
     # record/replay response cache
-    cache_mode: Literal["off", "record", "replay"] = "off"
+    # auto: replay what is recorded, call (and record) the model for the rest
+    cache_mode: Literal["off", "record", "replay", "auto"] = "off"
     cache_dir: str = ".selfheal/cache/responses"
 
 

@@ -38,7 +38,9 @@ JSON_ALLOWLIST: dict[str, str] = {
 
 def _leaves(name: str, cmd: click.Command) -> list[tuple[str, click.Command]]:
     if isinstance(cmd, click.Group):
-        return [leaf for sub, c in sorted(cmd.commands.items()) for leaf in _leaves(f"{name} {sub}", c)]
+        # A group that runs on its own (``selfheal eval`` besides ``selfheal eval merge``) is a command too.
+        own = [(name, cmd)] if cmd.invoke_without_command else []
+        return own + [leaf for sub, c in sorted(cmd.commands.items()) for leaf in _leaves(f"{name} {sub}", c)]
     return [(name, cmd)]
 
 

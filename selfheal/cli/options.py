@@ -19,7 +19,7 @@ import click
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The response-cache modes of ``model.cache_mode`` (selfheal.config.ModelSettings), as a flag.
-CACHE_MODES = ("replay", "record", "off")
+CACHE_MODES = ("replay", "record", "auto", "off")
 
 
 def json_option(func: F) -> F:
@@ -42,7 +42,8 @@ def cache_option(func: F) -> F:
         type=click.Choice(CACHE_MODES),
         default=None,
         help="Model response cache: replay (recorded responses only; a miss is an error), "
-        "record (call the model and store), off (default: model.cache_mode).",
+        "record (call the model and store), auto (replay what is recorded, call and record the rest), "
+        "off (default: model.cache_mode).",
     )(func)
 
 

@@ -2,8 +2,9 @@
 
 Only examples present in both experiments are compared (paired by
 ``example_id``, which survives renames); the rest are listed, never silently
-dropped. An errored or timed-out example counts as a failure in the rates and
-is also counted on its own, so an infrastructure hiccup is visible as such.
+dropped. An errored, timed-out or cache-missed example counts as a failure in
+the rates and is also counted on its own (each kind apart), so an
+infrastructure hiccup is visible as such and never as a pass.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Provenance(_Model):
     git_ref: str | None = None
     git_commit: str | None = None
     cache_mode: str = "off"
+    cache_note: str | None = None         # how this side used the response cache (replayed, ran live, why)
     jobs: int = 1
     started_at: datetime
     finished_at: datetime
@@ -63,10 +65,17 @@ class Provenance(_Model):
             git_ref=result.git_ref,
             git_commit=str(commit) if commit else None,
             cache_mode=result.cache_mode,
+            cache_note=_cache_note(result),
             jobs=result.jobs,
             started_at=result.started_at,
             finished_at=result.finished_at,
         )
+
+
+def _cache_note(result: ExperimentResult) -> str | None:
+    cache = result.extra.get("cache")
+    note = cache.get("note") if isinstance(cache, dict) else None
+    return str(note) if note else None
 
 
 class RateSummary(_Model):
@@ -78,6 +87,12 @@ class RateSummary(_Model):
     ci: Interval
     errors: int = 0
     timeouts: int = 0
+    cache_misses: int = 0
+
+    @property
+    def no_verdict(self) -> int:
+        """Examples that produced no verdict (errors, timeouts, cache misses)."""
+        return self.errors + self.timeouts + self.cache_misses
 
 
 def rate_summary(results: Iterable[ExampleResult]) -> RateSummary:
@@ -91,6 +106,7 @@ def rate_summary(results: Iterable[ExampleResult]) -> RateSummary:
         ci=wilson_interval(passed, len(rs)),
         errors=sum(1 for r in rs if r.status == "error"),
         timeouts=sum(1 for r in rs if r.status == "timeout"),
+        cache_misses=sum(1 for r in rs if r.status == "cache_miss"),
     )
 
 
@@ -170,6 +186,8 @@ class Comparison(_Model):
     baseline_timeouts: int = 0
     candidate_errors: int = 0
     candidate_timeouts: int = 0
+    baseline_cache_misses: int = 0
+    candidate_cache_misses: int = 0
     examples: list[PairedExample] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 
@@ -267,6 +285,8 @@ def compare(baseline: ExperimentResult, candidate: ExperimentResult) -> Comparis
         baseline_timeouts=both[0].timeouts,
         candidate_errors=both[1].errors,
         candidate_timeouts=both[1].timeouts,
+        baseline_cache_misses=both[0].cache_misses,
+        candidate_cache_misses=both[1].cache_misses,
         examples=[
             PairedExample(
                 example_id=c.example_id,

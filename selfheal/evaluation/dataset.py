@@ -153,6 +153,9 @@ class DatasetSpec(_Strict):
     agent: str = Field(min_length=1)
     examples: list[str] = Field(default_factory=lambda: ["scenarios/*.yaml", "examples/*.yaml"])
     evaluators: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    # The committed response cache replayed for this dataset, relative to this directory
+    # (default: ``replay/`` when it exists); its manifest says what it covers.
+    cache: str | None = None
 
 
 # -- example files --------------------------------------------------------------

@@ -11,6 +11,7 @@ state, response cache, model settings) stays the user's, so with
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,9 @@ class EvalOutcome:
     baseline: ExperimentResult | None = None
     comparison: Comparison | None = None
     decision: GateDecision | None = None
+    positions: list[int] | None = None   # the examples' positions in the unsharded selection
+    total: int = 0                       # examples in the unsharded selection
+    shard: tuple[int, int] | None = None
 
 
 def _inside(path: Path, top: Path, what: str) -> Path:
@@ -110,28 +114,65 @@ def evaluate(
     model_factory: Callable[..., Any] | None = None,
     progress: bool = True,
     save: bool = True,
+    cache: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> EvalOutcome:
-    """Evaluate the working tree (and ``against``'s context/cheatsheet); gate when ``gate`` is given."""
-    from selfheal.evaluation import runner
+    """Evaluate the working tree (and ``against``'s context/cheatsheet); gate when ``gate`` is given.
+
+    ``cache`` (default ``model.cache_mode``) is planned per side against the
+    dataset's response cache before anything runs (see
+    :mod:`selfheal.evaluation.replay`). ``shard=(K, N)`` runs only the K-th of
+    N deterministic parts of the selection (merge them with
+    :func:`selfheal.evaluation.shard.merge_shards`).
+    """
+    from selfheal.evaluation import replay, runner
     from selfheal.evaluation.dataset import Dataset, load_dataset
+    from selfheal.evaluation.shard import shard_positions
+    from selfheal.models.cache_manifest import track_keys
     from selfheal.versioning import content_version
 
     ev = eval_settings(settings)
     jobs = jobs or ev.jobs
     timeout_s = timeout_s if timeout_s is not None else ev.timeout_s
     retries = ev.retries if retries is None else retries
+    mode = cache or settings.model.cache_mode
+    if mode not in ("off", "record", "replay", "auto"):
+        raise SelfhealError(f"unknown cache mode '{mode}' (use one of: off, record, replay, auto)")
     ds = dataset if isinstance(dataset, Dataset) else load_dataset(settings, dataset)
     selected = ds.select(split, names, task_types)
     if not selected:
         filters = [f"split '{split}'"] + ([f"task type(s) {', '.join(task_types)}"] if task_types else [])
         raise SelfhealError(f"dataset '{ds.name}' has no example for {' and '.join(filters)}")
-    chosen = [ex.name for ex in selected] if (names or task_types) else None
+    total = len(selected)
+    positions = list(range(total))
+    if shard is not None:
+        positions = shard_positions(total, *shard)
+        if not positions:
+            raise SelfhealError(f"shard {shard[0]}/{shard[1]} of {total} example(s) is empty; use fewer shards")
+        selected = [selected[i] for i in positions]
+    chosen = [ex.name for ex in selected] if (names or task_types or shard) else None
+    cache_dir = replay.dataset_cache_dir(settings, ds) if mode != "off" else None
 
-    def run(run_settings: Settings, git_ref: str | None) -> ExperimentResult:
-        return runner.run_experiment(
-            run_settings, ds, split=split, names=chosen, jobs=jobs, model_factory=model_factory,
-            timeout_s=timeout_s, retries=retries, git_ref=git_ref, progress=progress,
-        )
+    def run(run_settings: Settings, git_ref: str | None, plan: replay.SidePlan) -> ExperimentResult:
+        side = replay.side_settings(run_settings, plan)
+        if plan.cache_dir is None:
+            result = runner.run_experiment(
+                side, ds, split=split, names=chosen, jobs=jobs, model_factory=model_factory,
+                timeout_s=timeout_s, retries=retries, git_ref=git_ref, progress=progress,
+            )  # fmt: skip
+        else:
+            with track_keys(plan.cache_dir) as uses:
+                result = runner.run_experiment(
+                    side, ds, split=split, names=chosen, jobs=jobs, model_factory=model_factory,
+                    timeout_s=timeout_s, retries=retries, git_ref=git_ref, progress=progress,
+                )  # fmt: skip
+            plan.uses = uses
+        stamp_versions(result, run_settings)
+        result.extra["cache"] = plan.as_extra()
+        if shard is not None:
+            result.extra["shard"] = f"{shard[0]}/{shard[1]}"
+        replay.record_coverage(plan, ds, result, label=f"{plan.side} ({git_ref or 'working tree'})")
+        return result
 
     def stamp_versions(result: ExperimentResult, run_settings: Settings) -> None:
         # What was actually evaluated, as git ids (``-dirty`` for uncommitted edits).
@@ -139,27 +180,43 @@ def evaluate(
         result.cheatsheet_version = content_version(run_settings.cheatsheet_dir, run_settings.root)
 
     baseline: ExperimentResult | None = None
-    if against is not None:
-        from selfheal.evaluation.worktree import open_repo, ref_worktree, resolve_ref
+    with ExitStack() as stack:
+        bs: Settings | None = None
+        commit: str | None = None
+        if against is not None:
+            from selfheal.evaluation.worktree import open_repo, ref_worktree, resolve_ref
 
-        with open_repo(settings.root) as repo:
-            top = Path(repo.working_tree_dir or settings.root).resolve()
-            commit = resolve_ref(repo, against)
-        with ref_worktree(top, commit) as wt:
+            with open_repo(settings.root) as repo:
+                top = Path(repo.working_tree_dir or settings.root).resolve()
+                commit = resolve_ref(repo, against)
+            wt = stack.enter_context(ref_worktree(top, commit))
             bs = baseline_settings(settings, wt, top)
-            baseline = run(bs, against)
-            stamp_versions(baseline, bs)  # the ref's own ids: a clean checkout, never "-dirty"
-        baseline.extra["git_commit"] = commit
-        if save:  # stored before the candidate runs: a failing candidate does not lose it
-            _save(settings, baseline)
-    candidate = run(settings, None)
-    stamp_versions(candidate, settings)
+        # Both sides planned (and a side replay cannot judge refused) before anything runs.
+        plans = {"candidate": replay.plan_side(settings, ds, selected, mode, "candidate", cache_dir)}
+        if bs is not None:
+            plans["baseline"] = replay.plan_side(bs, ds, selected, mode, "baseline", cache_dir)
+        replay.refuse_uncovered(list(plans.values()))
+        if bs is not None:
+            baseline = run(bs, against, plans["baseline"])  # the ref's own ids: a clean checkout, never "-dirty"
+            baseline.extra["git_commit"] = commit
+            if save:  # stored before the candidate runs: a failing candidate does not lose it
+                _save(settings, baseline)
+    candidate = run(settings, None, plans["candidate"])
     head = _head_commit(settings.root)
     if head:
         candidate.extra.setdefault("head_commit", head)
     if save:
         _save(settings, candidate)
 
+    outcome = judge_results(candidate, baseline, gate)
+    outcome.positions, outcome.total, outcome.shard = positions, total, shard
+    return outcome
+
+
+def judge_results(
+    candidate: ExperimentResult, baseline: ExperimentResult | None, gate: GateConfig | None
+) -> EvalOutcome:
+    """Compare (when there is a baseline) and gate (when asked) finished experiments, e.g. merged shards."""
     comparison = compare(baseline, candidate) if baseline is not None else None
     decision = None
     if gate is not None:

@@ -98,8 +98,9 @@ def decide(comparison: Comparison, config: GateConfig | None = None) -> GateDeci
             f"success rate fell {_points(drop)} points ({_pct(base)} -> {_pct(cand)}),"
             f" more than the {_points(config.margin)}-point margin"
         )
-    for side, errors in (("baseline", comparison.baseline_errors + comparison.baseline_timeouts),
-                         ("candidate", comparison.candidate_errors + comparison.candidate_timeouts)):
+    c = comparison
+    for side, errors in (("baseline", c.baseline_errors + c.baseline_timeouts + c.baseline_cache_misses),
+                         ("candidate", c.candidate_errors + c.candidate_timeouts + c.candidate_cache_misses)):
         err = _error_reason(errors, config, side)
         if err:
             reasons.append(err)
@@ -123,7 +124,7 @@ def decide_single(result: ExperimentResult, config: GateConfig | None = None) ->
     summary = rate_summary(result.results)
     reasons: list[str] = []
     notes: list[str] = []
-    if summary.n == 0 or summary.errors + summary.timeouts >= summary.n:
+    if summary.n == 0 or summary.no_verdict >= summary.n:
         reasons.append("no example produced a verdict, so there is nothing to gate on")
     elif config.min_success_rate is None:
         notes.append("no baseline (--against) and no eval.min_success_rate configured: nothing to gate on")
@@ -134,7 +135,7 @@ def decide_single(result: ExperimentResult, config: GateConfig | None = None) ->
         )
     else:
         notes.append(f"success rate {_pct(summary.rate)} meets the required {_pct(config.min_success_rate)}")
-    err = _error_reason(summary.errors + summary.timeouts, config)
+    err = _error_reason(summary.no_verdict, config)
     if err:
         reasons.append(err)
     return GateDecision(passed=not reasons, reasons=reasons, notes=notes)

@@ -104,10 +104,21 @@ def _verdict(decision: GateDecision | None) -> str:
     return "✅ passed" if decision.passed else "❌ failed"
 
 
+NO_VERDICT = "errors / timeouts / cache misses"
+
+
 def _status(passed: bool, status: str) -> str:
     if status != "ok":
-        return status
+        return status.replace("_", " ")  # "error", "timeout", "cache miss": never "pass" or "fail"
     return "pass" if passed else "fail"
+
+
+def _no_verdict(s: RateSummary) -> str:
+    return f"{s.errors} / {s.timeouts} / {s.cache_misses}"
+
+
+def _side_no_verdict(c: Comparison, side: str) -> str:
+    return " / ".join(str(getattr(c, f"{side}_{k}")) for k in ("errors", "timeouts", "cache_misses"))
 
 
 # -- Markdown -------------------------------------------------------------------
@@ -119,7 +130,7 @@ def _provenance_md(sides: list[tuple[str, Provenance]]) -> list[str]:
         ("split", lambda p: p.split),
         ("context version", lambda p: _code(_version(p.context_version))),
         ("cheatsheet version", lambda p: _code(_version(p.cheatsheet_version))),
-        ("cache mode", lambda p: p.cache_mode),
+        ("cache mode", lambda p: p.cache_mode + (f": {p.cache_note}" if p.cache_note else "")),
         ("git ref", lambda p: _side(p, "working tree")),
         ("experiment", lambda p: f"{p.name} ({_code(p.experiment_id)})"),
         ("started", lambda p: p.started_at.strftime("%Y-%m-%d %H:%M:%S")),
@@ -146,8 +157,7 @@ def _comparison_md(c: Comparison, decision: GateDecision | None) -> list[str]:
             ["McNemar p (paired)", "", "", f"{_p(o.mcnemar_p)} ({o.pass_to_fail} pass→fail, {o.fail_to_pass} fail→pass)"],
             ["mean score change (95% bootstrap CI)", "", "",
              f"{_signed(o.score_diff_mean, '{:+.3f}')} {_ci_plain(o.score_diff_ci)}"],
-            ["errors / timeouts", f"{c.baseline_errors} / {c.baseline_timeouts}",
-             f"{c.candidate_errors} / {c.candidate_timeouts}", ""],
+            [NO_VERDICT, _side_no_verdict(c, "baseline"), _side_no_verdict(c, "candidate"), ""],
             ["tokens per example", "", "", _delta(o.tokens, "{:+.0f}", "")],
             ["latency per example", "", "", _delta(o.latency_s, "{:+.2f}", " s")],
         ],
@@ -224,14 +234,14 @@ def _single_md(r: ExperimentResult, decision: GateDecision | None) -> list[str]:
             ["success rate", _rate(s)],
             ["95% CI (Wilson)", _ci(s.ci)],
             ["mean score", "-" if score is None else f"{score:.3f}"],
-            ["errors / timeouts", f"{s.errors} / {s.timeouts}"],
+            [NO_VERDICT, _no_verdict(s)],
             ["tokens per example (mean)", "-" if tokens is None else f"{tokens:.0f}"],
             ["latency per example (mean)", "-" if latency is None else f"{latency:.2f} s"],
         ],
     )
     lines += ["", "### By task type", ""]
-    lines += _table(["task type", "n", "success rate", "95% CI", "errors / timeouts"],
-                    [[t, g.n, _rate(g), _ci(g.ci), f"{g.errors} / {g.timeouts}"] for t, g in _by_type(r)])
+    lines += _table(["task type", "n", "success rate", "95% CI", NO_VERDICT],
+                    [[t, g.n, _rate(g), _ci(g.ci), _no_verdict(g)] for t, g in _by_type(r)])
     lines += ["", f"<details><summary>All {r.n} examples</summary>", ""]
     lines += _table(
         ["example", "task type", "outcome", "score", "tokens", "latency", "run", "error"],
@@ -320,8 +330,7 @@ def render_table(
         t.add_row("95% CI", _ci(o.baseline.ci), _ci(o.candidate.ci), "")
         t.add_row("McNemar p", "", "", f"{_p(o.mcnemar_p)} ({o.pass_to_fail}↓ {o.fail_to_pass}↑)")
         t.add_row("mean score", "", "", f"{_signed(o.score_diff_mean, '{:+.3f}')} {_ci_plain(o.score_diff_ci)}")
-        t.add_row("errors / timeouts", f"{c.baseline_errors} / {c.baseline_timeouts}",
-                  f"{c.candidate_errors} / {c.candidate_timeouts}", "")
+        t.add_row(NO_VERDICT, _side_no_verdict(c, "baseline"), _side_no_verdict(c, "candidate"), "")
         t.add_row("tokens", "", "", _delta(o.tokens, "{:+.0f}", ""))
         t.add_row("latency", "", "", _delta(o.latency_s, "{:+.2f}", " s"))
         console.print(t)
@@ -351,11 +360,11 @@ def render_table(
     elif single is not None:
         s = rate_summary(single.results)
         t = Table(title=f"{escape(single.dataset)} ({escape(single.split)})")
-        for col in ("task type", "n", "success rate", "95% CI", "errors / timeouts"):
+        for col in ("task type", "n", "success rate", "95% CI", NO_VERDICT):
             t.add_column(col)
         for name, g in _by_type(single):
-            t.add_row(escape(name), str(g.n), _rate(g), _ci(g.ci), f"{g.errors} / {g.timeouts}")
-        t.add_row(f"[bold]{ALL}[/]", str(s.n), _rate(s), _ci(s.ci), f"{s.errors} / {s.timeouts}")
+            t.add_row(escape(name), str(g.n), _rate(g), _ci(g.ci), _no_verdict(g))
+        t.add_row(f"[bold]{ALL}[/]", str(s.n), _rate(s), _ci(s.ci), _no_verdict(s))
         console.print(t)
         et = Table(title="Examples")
         for col in ("example", "task type", "outcome", "score", "tokens", "latency", "run"):
@@ -375,6 +384,8 @@ def render_table(
             f"split {escape(p.split)} · context {_version(p.context_version)} · cheatsheet {_version(p.cheatsheet_version)} · "
             f"cache {escape(p.cache_mode)} · {escape(_side(p, 'working tree'))} · experiment {p.experiment_id}[/]"
         )
+        if p.cache_note:
+            console.print(f"[dim]{label} cache: {escape(p.cache_note)}[/]")
     if decision is not None:
         colour = "green" if decision.passed else "red"
         console.print(f"[bold {colour}]gate {'passed' if decision.passed else 'failed'}[/]")

@@ -40,7 +40,9 @@ class ExampleResult(BaseModel):
     score: float                  # weighted score 0..1
     scores: list[EvaluatorScore] = Field(default_factory=list)
     run_id: str | None = None     # root run of the traced agent run (None if it never started)
-    status: Literal["ok", "error", "timeout"] = "ok"
+    # "ok": evaluated; anything else produced no verdict (and never counts as a pass):
+    # "error" (the run failed), "timeout", "cache_miss" (replay had no recorded response).
+    status: Literal["ok", "error", "timeout", "cache_miss"] = "ok"
     error: str | None = None      # one line: why the example could not be evaluated
     attempts: int = 1
     latency_s: float = 0.0

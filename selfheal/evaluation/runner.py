@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from selfheal.errors import ModelError, SelfhealError
+from selfheal.errors import CacheMissError, ConfigError, FileFormatError, ModelError, SelfhealError
 from selfheal.evaluation.dataset import Dataset, Example
 from selfheal.evaluation.custom import load_evaluator
 from selfheal.evaluation.evaluators import evaluate_outcome
@@ -107,6 +107,31 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _caused_by(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """``exc`` or the first exception in its cause chain that is one of ``kinds``."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, kinds):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def is_configuration_error(exc: BaseException) -> bool:
+    """A bad setting or file, not a bad example: the whole evaluation stops with it (exit 2).
+
+    Reporting it as one errored example per row would let a misconfigured
+    eval look like an agent that fails, or, without ``--gate``, exit 0.
+    """
+    return _caused_by(exc, (ConfigError, FileFormatError)) is not None
+
+
+class EvalConfigurationError(SelfhealError):
+    """An example hit a configuration error; the evaluation was stopped."""
+
+
 def _one_line(exc: BaseException) -> str:
     text = (str(exc).strip().splitlines() or [""])[0]
     label = type(exc).__name__
@@ -160,6 +185,7 @@ class _Run:
         self.judge_model = judge_model
         self.metadata = metadata
         self.cancel = threading.Event()
+        self.fatal: BaseException | None = None  # a configuration error: stops the experiment
         self._judge_lock = threading.Lock()
         # A team's own evaluators, imported once before any example runs (a bad one is a ConfigError).
         self.custom = [(spec, load_evaluator(spec.function, settings.root)) for spec in dataset.spec.evaluators.custom]
@@ -169,7 +195,12 @@ class _Run:
         """Run one example on this worker; None if cancelled before it finished."""
         if self.cancel.is_set():
             return None
-        model = self.workers.model()
+        try:
+            model = self.workers.model()
+        except Exception as exc:  # no model, no example can run: a configuration error, not N failures
+            self.fatal = self.fatal or exc
+            self.cancel.set()
+            return None
         done = threading.Event()
         box: dict[str, Any] = {"attempts": 0}
 
@@ -198,7 +229,12 @@ class _Run:
             return None
         if "error" in box:
             exc = box["error"]
-            return self._failed(job, "error", _one_line(exc), box, time.perf_counter() - started,
+            if is_configuration_error(exc):
+                self.fatal = self.fatal or exc
+                self.cancel.set()
+                return None
+            status = "cache_miss" if _caused_by(exc, (CacheMissError,)) is not None else "error"
+            return self._failed(job, status, _one_line(exc), box, time.perf_counter() - started,
                                 run_id=getattr(exc, "selfheal_run_id", None))  # fmt: skip
         return self._evaluated(job, box["outcome"], box["attempts"])
 
@@ -405,6 +441,9 @@ def _execute(
                     try:
                         results[job.index] = fut.result()
                     except Exception as exc:  # run.work records failures itself; belt and braces
+                        if is_configuration_error(exc):
+                            run.fatal = run.fatal or exc
+                            run.cancel.set()
                         results[job.index] = ExampleResult(
                             example_id=job.example.id, name=job.example.name, split=job.example.split,
                             task_type=job.example.task_type, passed=False, score=0.0, status="error",
@@ -424,7 +463,15 @@ def _execute(
             partial(results),
         ) from None
     pool.shutdown(wait=True)
+    if run.fatal is not None:
+        fatal = _caused_by(run.fatal, (ConfigError, FileFormatError)) or run.fatal
+        raise EvalConfigurationError(_message(fatal)) from None
     return results
+
+
+def _message(exc: BaseException) -> str:
+    text = exc.message if isinstance(exc, SelfhealError) else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _save(settings: Settings, store: Any, result: ExperimentResult, save: Callable[..., None]) -> None:

@@ -3,7 +3,9 @@
 ``record`` calls the real model and stores each response as a small pretty
 JSON file ``<cache_dir>/<key[:2]>/<key>.json``; ``replay`` serves only from
 those files and never builds the real model (CI replays an evaluation with no
-weights and no API key). The key is the sha256 of the canonical JSON of the
+weights and no API key); ``auto`` serves what was recorded and calls (and
+records) the real model for any request it has not seen, so an edited prompt
+runs live while the unchanged ones replay. The key is the sha256 of the canonical JSON of the
 model identity, the conversation (type, content, tool calls, tool call ids),
 the bound tools (full schemas: a changed tool description is a new request)
 and the generation parameters. Tool-call ids are renumbered by first
@@ -34,7 +36,7 @@ from selfheal.errors import CacheMissError, FileFormatError
 from selfheal.models.structured import StructuredMethod, structured_runnable
 
 KEY_VERSION = 1
-CacheMode = Literal["record", "replay"]
+CacheMode = Literal["record", "replay", "auto"]
 _NOT_KEYED = ("tools",)  # keyed separately
 
 
@@ -314,19 +316,23 @@ class CachedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
+        from selfheal.models.cache_manifest import note_key
+
         key = self.key_for(messages, stop, **kwargs)
-        if self.mode == "replay":
-            cached = self.load(key)
-            if cached is None:
-                raise CacheMissError(
-                    f"replay: no recorded response {key[:12]} for model {self.identity} "
-                    f"(last message {_excerpt(messages[-1] if messages else None)}) under {self.cache_dir}; "
-                    "record it with model.cache_mode=record"
-                )
+        cached = self.load(key) if self.mode in ("replay", "auto") else None
+        if cached is not None:
+            note_key(self.cache_dir, key, "replay")
             message = _from_stored(cached.response)
+        elif self.mode == "replay":
+            raise CacheMissError(
+                f"replay: no recorded response {key[:12]} for model {self.identity} "
+                f"(last message {_excerpt(messages[-1] if messages else None)}) under {self.cache_dir}; "
+                "record it with model.cache_mode=record"
+            )
         else:
             message = self._call_inner(list(messages), stop, **kwargs)
             self.store(key, messages, message, **kwargs)
+            note_key(self.cache_dir, key, "record")
             message = message.model_copy(
                 update={"response_metadata": {**message.response_metadata, "cache": "record"}}
             )
