@@ -11,9 +11,8 @@ What is found (kind in brackets):
 
 * PEM private key blocks [private_key], even when truncated;
 * AWS access key ids ``AKIA…``/``ASIA…`` [aws_access_key_id]; AWS secret keys
-  [aws_secret_access_key] only in context (after an ``aws_secret_access_key``-like
-  name, right after an access key id, or as the value of such a dict key), so
-  git SHAs and other 40-character hashes survive;
+  [aws_secret_access_key] after an ``aws_secret_access_key``-like name, right
+  after an access key id, as the value of such a dict key, or bare (below);
 * ``Authorization:`` header values [bearer_token, basic_auth, auth_token],
   ``Bearer <token>`` (the token must contain a digit, so prose like "a bearer
   token" survives), JWTs [jwt];
@@ -23,6 +22,9 @@ What is found (kind in brackets):
 * assignments in text (``api_key=…`` [api_key]; ``password=``, ``secret:``,
   ``token=``, ``client_secret``, ``signature``, … [secret]), passwords in URLs
   (``scheme://user:pass@``) [password];
+* bare AWS secret keys [aws_secret_access_key]: any 40-character base64 run with
+  at least 3 upper-case, 3 lower-case letters and a digit (not a path with a
+  lower-case segment), which no git SHA, hex digest or uuid is;
 * emails [email]; IPv4 and IPv6 addresses [ipv4, ipv6] -- except loopback and
   unspecified addresses (127.0.0.0/8, 0.0.0.0, ::1, ::), which identify nobody
   and keep "listening on 127.0.0.1:8080" readable. An IPv4 needs four octets
@@ -198,6 +200,10 @@ def _rules(ph: str) -> list[tuple[str, str, Mapping[str, str]]]:
             {"": "@ipv6"},
         ),
         ("ipv4", _IPV4, {"": "@ipv4"}),
+        # A bare AWS secret key (no name before it): 40 base64 characters judged by their mix
+        # (see _looks_random_key), so git SHAs, hex digests and identifiers survive. Last: at
+        # the same start, any named rule (awssec, akid, email...) wins.
+        ("awsbare", r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", {"": "@awsbare"}),
     ]
 
 
@@ -333,6 +339,8 @@ class Redactor:
             return None if ip4.is_loopback or ip4.is_unspecified else "ipv4"
         if name == "ipv6":
             return _ipv6_kind(found)
+        if name == "awsbare":
+            return "aws_secret_access_key" if _looks_random_key(found) else None
         raise AssertionError(spec)
 
     def _keep(self, rule: str, whole: str) -> str:
@@ -458,6 +466,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "email": ("@",),
     "ipv6": (":",),
     "ipv4": (".",),
+    "awsbare": ("",),  # no literal trigger: any string of 40+ characters is scanned
 }
 # Rules matched case-insensitively: their triggers are looked up in the lower-cased text.
 _CASELESS = frozenset({"authz", "bearer", "awssec", "apikey", "secret", "acct"})
@@ -513,6 +522,22 @@ def _compile_extra(pattern: str) -> re.Pattern[str]:
     if compiled.fullmatch(""):
         raise ConfigError(f"redaction pattern {pattern!r} matches the empty string")
     return compiled
+
+
+def _looks_random_key(found: str) -> bool:
+    """A 40-character base64 run that is an AWS secret key rather than a hash, path or name.
+
+    Git SHAs and hex digests have no upper case (or no lower case), uuids have dashes;
+    a random 40-character base64 key has ~16 upper, ~16 lower and ~6 digits (none: 0.1 %
+    of keys; AWS's documented example has one). Paths of words have no digit.
+    """
+    upper = sum(c.isupper() for c in found)
+    lower = sum(c.islower() for c in found)
+    if upper < 3 or lower < 3 or not any(c.isdigit() for c in found):
+        return False
+    # "src/app/Handler2024/Config/MainModule/v1": a lower-case path segment; random keys
+    # almost never hold one between slashes.
+    return not ("/" in found and re.search(r"(?:^|/)[a-z]{3,}/", found) is not None)
 
 
 def _ipv6_kind(found: str) -> str | None:
