@@ -50,12 +50,15 @@ about 0.2-0.5 ms per KB.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import itertools
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from selfheal.errors import ConfigError
 
@@ -375,7 +378,45 @@ class Redactor:
         """
         return self._walk(obj, set())
 
-    def _walk(self, obj: Any, active: set[int]) -> Any:
+    def redact_deep(self, obj: Any) -> Any:
+        """Like :meth:`redact`, also through pydantic models and dataclasses (as rebuilt copies).
+
+        For state that holds objects rather than JSON (LangGraph checkpoints hold
+        LangChain messages; caches hold them before they are dumped). An object
+        with no finding is returned as it is; other objects are left alone.
+        """
+        return self._walk(obj, set(), deep=True)
+
+    def _object(self, obj: Any, active: set[int]) -> Any:
+        """A copy of a pydantic model or dataclass with its fields redacted (``obj`` if none changed)."""
+        fields: dict[str, Any]
+        if isinstance(obj, BaseModel):
+            fields = {name: getattr(obj, name, None) for name in type(obj).model_fields}
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+        else:
+            return obj
+        if id(obj) in active:
+            return obj
+        active.add(id(obj))
+        try:
+            changed = {}
+            for name, value in fields.items():
+                new = self._walk_item(name, value, active, deep=True)
+                if new is not value and new != value:
+                    changed[name] = new
+        finally:
+            active.discard(id(obj))
+        if not changed:
+            return obj
+        if isinstance(obj, BaseModel):
+            return obj.model_copy(update=changed)
+        try:
+            return dataclasses.replace(obj, **changed)
+        except (TypeError, ValueError):  # a dataclass that cannot be rebuilt from its fields
+            return obj
+
+    def _walk(self, obj: Any, active: set[int], deep: bool = False) -> Any:
         # Exact-type checks first: an ``isinstance(x, Mapping)`` ABC check on every
         # leaf was a large share of a trace's redaction time.
         t = type(obj)
@@ -394,14 +435,14 @@ class Redactor:
         elif isinstance(obj, (list, tuple)):
             is_map = False
         else:
-            return obj
+            return self._object(obj, active) if deep else obj
         if id(obj) in active:
             return obj
         active.add(id(obj))
         try:
             if is_map:
-                return {k: self._walk_item(k, v, active) for k, v in obj.items()}
-            items = [self._walk(x, active) for x in obj]
+                return {k: self._walk_item(k, v, active, deep) for k, v in obj.items()}
+            items = [self._walk(x, active, deep) for x in obj]
         finally:
             active.discard(id(obj))
         if isinstance(obj, list):
@@ -410,12 +451,13 @@ class Redactor:
             return type(obj)(*items)
         return tuple(items)
 
-    def _walk_item(self, key: Any, value: Any, active: set[int]) -> Any:
+    def _walk_item(self, key: Any, value: Any, active: set[int], deep: bool = False) -> Any:
         if isinstance(key, str):
             kind = _key_kind(key, value)
-            if kind is not None:
+            # Deep (typed objects): a field keeps its type, so only text and containers are hidden.
+            if kind is not None and (not deep or isinstance(value, (str, Mapping, list, tuple))):
                 return self._hide(value, kind, active)
-        return self._walk(value, active)
+        return self._walk(value, active, deep)
 
     def _hide(self, value: Any, kind: str, active: set[int]) -> Any:
         """Replace every leaf under a secret key, keeping the shape (``Credentials: {...}``)."""
