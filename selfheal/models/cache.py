@@ -232,9 +232,15 @@ class CachedChatModel(BaseChatModel):
             return list(messages)
         return list(self.redactor.redact_deep(list(messages)))
 
-    def key_for(self, messages: Sequence[BaseMessage], stop: list[str] | None = None, **kwargs: Any) -> str:
-        """The request's key, computed on the redacted conversation (same secret, same key)."""
-        messages = self.redacted(messages)
+    def key_for(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None = None, *, redact: bool = True, **kwargs: Any
+    ) -> str:
+        """The request's key, computed on the redacted conversation (same secret, same key).
+
+        ``redact=False`` gives the key recordings made before redaction have.
+        """
+        if redact:
+            messages = self.redacted(messages)
         tools = kwargs.get("tools") or []
         params = {**self.params, **{k: v for k, v in kwargs.items() if k not in _NOT_KEYED and not k.startswith("ls_")}}
         if stop:
@@ -339,6 +345,10 @@ class CachedChatModel(BaseChatModel):
         key = self.key_for(messages, stop, **kwargs)
         if self.mode == "replay":
             cached = self.load(key)
+            if cached is None and self.redactor is not None:
+                # A recording made before keys were redacted (identical unless the request held a finding).
+                legacy = self.key_for(messages, stop, redact=False, **kwargs)
+                cached = self.load(legacy) if legacy != key else None
             if cached is None:
                 raise CacheMissError(
                     f"replay: no recorded response {key[:12]} for model {self.identity} "
