@@ -18,7 +18,8 @@ What is found (kind in brackets):
   token" survives), JWTs [jwt];
 * OpenAI ``sk-…``/``sk-proj-…`` [openai_api_key] (``sk-ant-…`` [anthropic_api_key]),
   LangSmith ``lsv2_pt_…``/``lsv2_sk_…`` [langsmith_api_key], GitHub ``ghp_``,
-  ``gho_``, ``github_pat_…`` [github_token], Slack ``xox?-…`` [slack_token];
+  ``gho_``, ``github_pat_…`` [github_token], Slack ``xox?-…`` [slack_token],
+  Stripe ``sk_live_…``/``rk_test_…`` [stripe_api_key], Google ``AIza…`` [google_api_key];
 * assignments in text (``api_key=…`` [api_key]; ``password=``, ``secret:``,
   ``token=``, ``client_secret``, ``signature``, … [secret]), passwords in URLs
   (``scheme://user:pass@``) [password];
@@ -105,6 +106,8 @@ _SPECIFIC: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("github_token", re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}")),
     ("slack_token", re.compile(r"xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}")),
     ("jwt", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("stripe_api_key", re.compile(r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("google_api_key", re.compile(r"AIza[A-Za-z0-9_-]{35}")),
 )
 
 
@@ -174,6 +177,8 @@ def _rules(ph: str) -> list[tuple[str, str, Mapping[str, str]]]:
         ("lsmith", r"(?<![A-Za-z0-9_])" + _SPECIFIC[3][1].pattern, {"": "langsmith_api_key"}),
         ("github", r"(?<![A-Za-z0-9_])(?:" + _SPECIFIC[4][1].pattern + ")", {"": "github_token"}),
         ("slack", r"(?<![A-Za-z0-9_-])(?:" + _SPECIFIC[5][1].pattern + ")", {"": "slack_token"}),
+        ("stripe", r"(?<![A-Za-z0-9_])" + _SPECIFIC[7][1].pattern, {"": "stripe_api_key"}),
+        ("google", r"(?<![A-Za-z0-9_-])" + _SPECIFIC[8][1].pattern + r"(?![A-Za-z0-9_-])", {"": "google_api_key"}),
         (
             "arn",
             r"\barn:aws(?:-cn|-us-gov|-iso[a-z-]*)?:[A-Za-z0-9-]*:[a-z0-9-]*:(?P<arn__v>\d{12}):",
@@ -501,6 +506,8 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "lsmith": ("lsv2_", "ls__"),
     "github": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     "slack": ("xox", "xapp-"),
+    "stripe": ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+    "google": ("AIza",),
     "arn": ("arn:",),
     "acct": ("account",),
     "acctu": ("amazonaws.com/",),
