@@ -55,18 +55,17 @@ import dataclasses
 import functools
 import ipaddress
 import itertools
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel
 
 from selfheal.errors import ConfigError
 
 if TYPE_CHECKING:
     from selfheal.config import Settings
 
-__all__ = ["DEFAULT_PLACEHOLDER", "Redactor", "make_redactor"]
+__all__ = ["DEFAULT_PLACEHOLDER", "Redactor", "install_log_redaction", "make_redactor"]
 
 DEFAULT_PLACEHOLDER = "[REDACTED:{kind}]"
 _MAX_PASSES = 8
@@ -395,7 +394,8 @@ class Redactor:
     def _object(self, obj: Any, active: set[int]) -> Any:
         """A copy of a pydantic model or dataclass with its fields redacted (``obj`` if none changed)."""
         fields: dict[str, Any]
-        if isinstance(obj, BaseModel):
+        is_model = isinstance(getattr(type(obj), "model_fields", None), dict) and hasattr(obj, "model_copy")
+        if is_model:  # a pydantic model (duck-typed: importing pydantic here would slow the CLI's start)
             fields = {name: getattr(obj, name, None) for name in type(obj).model_fields}
         elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
@@ -414,7 +414,7 @@ class Redactor:
             active.discard(id(obj))
         if not changed:
             return obj
-        if isinstance(obj, BaseModel):
+        if is_model:
             return obj.model_copy(update=changed)
         try:
             return dataclasses.replace(obj, **changed)
@@ -712,3 +712,33 @@ def make_redactor(
 @functools.lru_cache(maxsize=16)
 def _cached_redactor(patterns: tuple[str, ...]) -> Redactor:
     return Redactor(patterns)
+
+
+# -- logs -------------------------------------------------------------------------
+
+
+def install_log_redaction(redactor: Redactor | None = None) -> None:
+    """Every log record made from now on carries a redacted message (idempotent).
+
+    Warnings quote what went wrong -- a model reply that did not parse, a tool
+    error -- and so whatever secret that text held. Wrapping the record factory
+    covers every logger and handler (selfheal's, LangChain's, the SDKs'), also
+    the last-resort handler a CLI without logging config prints through. The
+    message is formatted first, so arguments are redacted too.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, "selfheal_redacting", False):
+        return
+    red = redactor if redactor is not None else make_redactor()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is logging's to report
+            return record
+        record.msg, record.args = red.redact_text(message), None
+        return record
+
+    factory.selfheal_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

@@ -94,6 +94,9 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None, agent: 
         from selfheal.tracing.env_guard import disable_env_tracing
 
         disable_env_tracing()
+    from selfheal.redact import install_log_redaction
+
+    install_log_redaction()  # warnings quote model replies and tool errors
     ctx.obj = {"repo": repo, "config_path": config_path, "agent": agent}
 
 

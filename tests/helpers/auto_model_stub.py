@@ -53,8 +53,15 @@ def fill_schema(schema: dict[str, Any], text: str, defs: dict[str, Any] | None =
 class AutoModelStub:
     """Threaded HTTP server on 127.0.0.1 speaking chat completions (and embeddings), unscripted."""
 
-    def __init__(self, text: str = "Done.\nUSED: none", tool_text: str | None = None) -> None:
+    def __init__(
+        self,
+        text: str = "Done.\nUSED: none",
+        tool_text: str | None = None,
+        calls: list[tuple[str, dict[str, Any]]] | None = None,
+    ) -> None:
         self.text = text
+        #: Tool calls made first, one per turn, before the stub answers (when those tools are bound).
+        self.calls = list(calls or [])
         self.tool_text = tool_text if tool_text is not None else text
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -84,10 +91,17 @@ class AutoModelStub:
         tools = body.get("tools") or []
         choice = body.get("tool_choice")
         forced = choice.get("function", {}).get("name") if isinstance(choice, dict) else None
-        called = any(m.get("role") == "tool" for m in body.get("messages", []))
+        called = sum(m.get("role") == "tool" for m in body.get("messages", []))
+        names = {t["function"]["name"] for t in tools}
         message: dict[str, Any] = {"role": "assistant", "content": self.text}
         finish = "stop"
-        if tools and choice != "none" and (forced or not called):
+        if not forced and choice != "none" and called < len(self.calls) and self.calls[called][0] in names:
+            name, args = self.calls[called]
+            message = {"role": "assistant", "content": None, "tool_calls": [
+                {"id": f"call_{len(self.requests)}", "type": "function",
+                 "function": {"name": name, "arguments": json.dumps(args)}}]}
+            finish = "tool_calls"
+        elif tools and choice != "none" and (forced or not called):
             fn = next((t["function"] for t in tools if t["function"]["name"] == forced), tools[0]["function"])
             args = fill_schema(fn.get("parameters") or {}, self.tool_text)
             message = {"role": "assistant", "content": None, "tool_calls": [
