@@ -52,6 +52,10 @@ def curate(
         dry_run=dry_run,
         force=force,
     )
+    if settings.tracing.redact:  # insights and errors quote the runs: printed like traces, redacted
+        from selfheal.redact import make_redactor
+
+        report = make_redactor(settings).redact_deep(report)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
         return
