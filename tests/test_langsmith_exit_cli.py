@@ -76,7 +76,7 @@ def test_selfheal_run_exits_within_the_cap_against_a_hung_langsmith(tmp_path: Pa
         )
         proc = subprocess.run(
             [sys.executable, "-c", CHILD, "-C", str(repo), "run", "--scenario", "lambda_timeout", "--no-learn"],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env, capture_output=True, text=True, timeout=120, cwd=repo,
         )
         exited = time.time()
     assert proc.returncode in (0, 1), proc.stderr[-3000:]

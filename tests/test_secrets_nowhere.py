@@ -33,6 +33,9 @@ from helpers.langsmith_stub import LangSmithStub, _Handler
 from helpers.secrets_corpus import CORPUS, KINDS, Secret
 from ruamel.yaml import YAML
 
+from selfheal.config import load_settings
+from selfheal.tracing.store import LocalTraceStore
+
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = REPO / "evals" / "lambda_ops" / "scenarios" / "lambda_timeout.yaml"
 MARK = "PLANTEDLINE"
@@ -132,7 +135,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         exe = [sys.executable, "-c", "from selfheal.cli.main import main; main()"]
 
         def sh(label: str, *args: str) -> subprocess.CompletedProcess[str]:
-            proc = subprocess.run([*exe, "-C", str(root), *args], env=env, capture_output=True, text=True,
+            proc = subprocess.run([*exe, "-C", str(root), *args], env=env, capture_output=True, text=True, cwd=root,
                                   timeout=300)
             outputs[f"{label}: stdout"] = proc.stdout.encode()
             outputs[f"{label}: stderr"] = proc.stderr.encode()
@@ -190,6 +193,9 @@ def test_no_secret_on_disk_in_output_or_sent(world: dict[str, Any]) -> None:
     assert any(name.endswith("traces.sqlite") for name in blobs)
     assert any("checkpoints.sqlite" in name for name in blobs)
     hits = _hits(CORPUS, blobs)
+    leaked = {kind_where[0] for kind_where in hits}
+    print(f"{len(CORPUS)} secrets ({len(KINDS)} kinds) x {len(blobs)} files/outputs/payloads:"
+          f" {len(hits)} hit(s), {len(leaked)} kind(s) leaked; places: {sorted({w for _, w in hits})}")
     assert hits == [], f"{len(hits)} hit(s): {hits[:20]}"
     # Placeholders show where the secrets were.
     assert b"[REDACTED:" in blobs[".selfheal/traces.sqlite"] or any(
@@ -200,8 +206,13 @@ def test_no_secret_on_disk_in_output_or_sent(world: dict[str, Any]) -> None:
 def test_langsmith_got_only_selfhealss_redacted_copies(world: dict[str, Any]) -> None:
     ls = world["ls"]
     assert world["run_id"] in ls.run_ids  # selfheal's own backend delivered
-    sessions = {run.get("session_name") for run in ls.runs.values()}
-    assert "default" not in sessions, "LangChain's env-var tracer uploaded runs"
+    # Every run LangSmith got is a copy of a stored (redacted) run: LangChain's env-var tracer,
+    # which would send its own runs to project "default", never ran.
+    settings = load_settings(world["root"], env={})
+    with LocalTraceStore(settings.trace_store_path) as store:
+        foreign = [rid for rid in ls.run_ids if store.get_run(rid) is None]
+    assert not foreign, f"{len(foreign)} run(s) uploaded outside selfheal's backend"
+    assert "default" not in {run.get("session_name") for run in ls.runs.values()}
     sent = b"".join(ls.bodies)
     assert b"[REDACTED:" in sent
     assert LANGSMITH_KEY.encode() not in sent
