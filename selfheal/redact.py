@@ -210,7 +210,12 @@ def _rules(ph: str) -> list[tuple[str, str, Mapping[str, str]]]:
         # A bare AWS secret key (no name before it): 40 base64 characters judged by their mix
         # (see _looks_random_key), so git SHAs, hex digests and identifiers survive. Last: at
         # the same start, any named rule (awssec, akid, email...) wins.
-        ("awsbare", r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])", {"": "@awsbare"}),
+        # A diff's "+" at a line start is not part of the key.
+        (
+            "awsbare",
+            r"(?:(?<![A-Za-z0-9/+=])|(?<=^\+)|(?<=\n\+))[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+            {"": "@awsbare"},
+        ),
     ]
 
 

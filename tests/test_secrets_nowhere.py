@@ -216,3 +216,38 @@ def test_langsmith_got_only_selfhealss_redacted_copies(world: dict[str, Any]) ->
     sent = b"".join(ls.bodies)
     assert b"[REDACTED:" in sent
     assert LANGSMITH_KEY.encode() not in sent
+
+
+def test_learned_entries_and_pr_bodies_hold_no_secret(tmp_path: Path) -> None:
+    """Cheatsheet files are written through the guard's redaction; PR bodies are redacted whole."""
+    from datetime import UTC, datetime
+
+    from selfheal.cheatsheet.ops import AddOp, OperationBatch, apply_operations
+    from selfheal.gitops.changeset import ChangeSet
+    from selfheal.gitops.prbody import render_pr_body
+
+    root = tmp_path / "cheatsheet"
+    shutil.copytree(REPO / "cheatsheet", root)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    ops = [
+        AddOp(op="ADD", section="heuristics", task_type="lambda_timeout",
+              fields={"condition": f"Timeouts seen with {s.text} in the logs number {i}",
+                      "rule": f"Rotate the credential ({s.text}) before raising the timeout, case {i}"},
+              tags=["secrets"], reason=f"run r{i} leaked {s.text}")
+        for i, s in enumerate(CORPUS[:24])
+    ]
+    result = apply_operations(root, OperationBatch(operations=ops), source_runs=["r1"],
+                              now=datetime(2026, 11, 1, tzinfo=UTC))
+    written = {p: p.read_bytes() for p in root.rglob("*") if p.is_file() and before.get(p) != p.read_bytes()}
+    assert written, result
+    lines = "\n".join(c.line for c in result.changes).encode()
+    assert _hits(CORPUS, {str(p): b for p, b in written.items()} | {"change lines": lines}) == []
+
+    change = ChangeSet.model_construct(
+        kind="curate", title="secrets", summary=[s.text for s in CORPUS], eval_summary=None,
+        trace_ids=[], model=None,
+    )
+    body = render_pr_body(change, [], [("cheatsheet/x.yaml", None, "\n".join(s.text for s in CORPUS))],
+                          fingerprint="f" * 16)
+    assert _hits(CORPUS, {"PR body": body.encode()}) == []
+    assert "[REDACTED:" in body
