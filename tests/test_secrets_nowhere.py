@@ -251,3 +251,21 @@ def test_learned_entries_and_pr_bodies_hold_no_secret(tmp_path: Path) -> None:
                           fingerprint="f" * 16)
     assert _hits(CORPUS, {"PR body": body.encode()}) == []
     assert "[REDACTED:" in body
+
+
+def test_env_tracing_is_switched_off_and_settings_still_read_it(tmp_path: Path) -> None:
+    code = (
+        "import os\n"
+        "from selfheal.tracing.env_guard import disable_env_tracing, env_tracing_enabled\n"
+        "from selfheal.config import load_settings\n"
+        "before = env_tracing_enabled()\n"
+        "disable_env_tracing()\n"
+        "s = load_settings(os.getcwd())\n"
+        "print(before, env_tracing_enabled(), 'LANGCHAIN_TRACING' in os.environ, s.tracing.langsmith)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH_", "LANGCHAIN_", "SELFHEAL_"))}
+    env.update(LANGCHAIN_TRACING_V2="true", LANGSMITH_TRACING="true", LANGCHAIN_TRACING="true")
+    shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.split() == ["True", "False", "False", "True"], proc.stderr[-2000:]

@@ -201,6 +201,24 @@ PLANTED: list[Planted] = [
         ("aws_secret_access_key",),
     ),
     Planted(
+        "bare secret key in a log line",
+        _log_events(f"rotated credentials: new {AKID} pair, secret {AWS_SECRET_3[::-1]} stored"),
+        (AKID, AWS_SECRET_3[::-1]),
+        ("aws_access_key_id", "aws_secret_access_key"),
+    ),
+    Planted(
+        "bare secret key in a diff",
+        {"output": f"--- a/env\n+++ b/env\n+{AWS_SECRET}\n"},
+        (AWS_SECRET,),
+        ("aws_secret_access_key",),
+    ),
+    Planted(
+        "Stripe and Google keys",
+        {"output": "STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc maps AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"},
+        ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"),
+        ("stripe_api_key", "google_api_key"),
+    ),
+    Planted(
         "secret key as JSON in a tool call",
         {"messages": [_ai_tool_call("update_env", {"aws_secret_access_key": AWS_SECRET})]},
         (AWS_SECRET,),
@@ -540,6 +558,18 @@ LOOKALIKES: list[LookAlike] = [
         "git SHA next to a secret-ish word",
         {"output": "rotated secret in 9c1185a5c5e9fc54612808977ee8f548b2258d31"},
         ("9c1185a5c5e9fc54612808977ee8f548b2258d31",),
+    ),
+    LookAlike(
+        "40-character hashes, ids and paths",
+        {
+            "output": "sha1 3F786850E387550FDAB836ED7E6DC881DE23001B; dir src/app/Handler2024/Config/MainModule/v1x;"
+            " ref refs/heads/feat/secrets-and-more-things; name abcdefghijklmnopqrstuvwxyzabcdefghijklmn"
+        },
+        (
+            "3F786850E387550FDAB836ED7E6DC881DE23001B",
+            "src/app/Handler2024/Config/MainModule/v1x",
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmn",
+        ),
     ),
     LookAlike(
         "request id uuid",
