@@ -11,18 +11,21 @@ What is found (kind in brackets):
 
 * PEM private key blocks [private_key], even when truncated;
 * AWS access key ids ``AKIA…``/``ASIA…`` [aws_access_key_id]; AWS secret keys
-  [aws_secret_access_key] only in context (after an ``aws_secret_access_key``-like
-  name, right after an access key id, or as the value of such a dict key), so
-  git SHAs and other 40-character hashes survive;
+  [aws_secret_access_key] after an ``aws_secret_access_key``-like name, right
+  after an access key id, as the value of such a dict key, or bare (below);
 * ``Authorization:`` header values [bearer_token, basic_auth, auth_token],
   ``Bearer <token>`` (the token must contain a digit, so prose like "a bearer
   token" survives), JWTs [jwt];
 * OpenAI ``sk-…``/``sk-proj-…`` [openai_api_key] (``sk-ant-…`` [anthropic_api_key]),
   LangSmith ``lsv2_pt_…``/``lsv2_sk_…`` [langsmith_api_key], GitHub ``ghp_``,
-  ``gho_``, ``github_pat_…`` [github_token], Slack ``xox?-…`` [slack_token];
+  ``gho_``, ``github_pat_…`` [github_token], Slack ``xox?-…`` [slack_token],
+  Stripe ``sk_live_…``/``rk_test_…`` [stripe_api_key], Google ``AIza…`` [google_api_key];
 * assignments in text (``api_key=…`` [api_key]; ``password=``, ``secret:``,
   ``token=``, ``client_secret``, ``signature``, … [secret]), passwords in URLs
   (``scheme://user:pass@``) [password];
+* bare AWS secret keys [aws_secret_access_key]: any 40-character base64 run with
+  at least 3 upper-case, 3 lower-case letters and a digit (not a path with a
+  lower-case segment), which no git SHA, hex digest or uuid is;
 * emails [email]; IPv4 and IPv6 addresses [ipv4, ipv6] -- except loopback and
   unspecified addresses (127.0.0.0/8, 0.0.0.0, ::1, ::), which identify nobody
   and keep "listening on 127.0.0.1:8080" readable. An IPv4 needs four octets
@@ -48,9 +51,11 @@ about 0.2-0.5 ms per KB.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import itertools
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -60,7 +65,7 @@ from selfheal.errors import ConfigError
 if TYPE_CHECKING:
     from selfheal.config import Settings
 
-__all__ = ["DEFAULT_PLACEHOLDER", "Redactor", "make_redactor"]
+__all__ = ["DEFAULT_PLACEHOLDER", "Redactor", "install_log_redaction", "make_redactor"]
 
 DEFAULT_PLACEHOLDER = "[REDACTED:{kind}]"
 _MAX_PASSES = 8
@@ -100,6 +105,8 @@ _SPECIFIC: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("github_token", re.compile(r"gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}")),
     ("slack_token", re.compile(r"xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[A-Za-z0-9-]{10,}")),
     ("jwt", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("stripe_api_key", re.compile(r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}")),
+    ("google_api_key", re.compile(r"AIza[A-Za-z0-9_-]{35}")),
 )
 
 
@@ -169,6 +176,8 @@ def _rules(ph: str) -> list[tuple[str, str, Mapping[str, str]]]:
         ("lsmith", r"(?<![A-Za-z0-9_])" + _SPECIFIC[3][1].pattern, {"": "langsmith_api_key"}),
         ("github", r"(?<![A-Za-z0-9_])(?:" + _SPECIFIC[4][1].pattern + ")", {"": "github_token"}),
         ("slack", r"(?<![A-Za-z0-9_-])(?:" + _SPECIFIC[5][1].pattern + ")", {"": "slack_token"}),
+        ("stripe", r"(?<![A-Za-z0-9_])" + _SPECIFIC[7][1].pattern, {"": "stripe_api_key"}),
+        ("google", r"(?<![A-Za-z0-9_-])" + _SPECIFIC[8][1].pattern + r"(?![A-Za-z0-9_-])", {"": "google_api_key"}),
         (
             "arn",
             r"\barn:aws(?:-cn|-us-gov|-iso[a-z-]*)?:[A-Za-z0-9-]*:[a-z0-9-]*:(?P<arn__v>\d{12}):",
@@ -198,6 +207,15 @@ def _rules(ph: str) -> list[tuple[str, str, Mapping[str, str]]]:
             {"": "@ipv6"},
         ),
         ("ipv4", _IPV4, {"": "@ipv4"}),
+        # A bare AWS secret key (no name before it): 40 base64 characters judged by their mix
+        # (see _looks_random_key), so git SHAs, hex digests and identifiers survive. Last: at
+        # the same start, any named rule (awssec, akid, email...) wins.
+        # A diff's "+" at a line start is not part of the key.
+        (
+            "awsbare",
+            r"(?:(?<![A-Za-z0-9/+=])|(?<=^\+)|(?<=\n\+))[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+            {"": "@awsbare"},
+        ),
     ]
 
 
@@ -333,6 +351,8 @@ class Redactor:
             return None if ip4.is_loopback or ip4.is_unspecified else "ipv4"
         if name == "ipv6":
             return _ipv6_kind(found)
+        if name == "awsbare":
+            return "aws_secret_access_key" if _looks_random_key(found) else None
         raise AssertionError(spec)
 
     def _keep(self, rule: str, whole: str) -> str:
@@ -367,7 +387,46 @@ class Redactor:
         """
         return self._walk(obj, set())
 
-    def _walk(self, obj: Any, active: set[int]) -> Any:
+    def redact_deep(self, obj: Any) -> Any:
+        """Like :meth:`redact`, also through pydantic models and dataclasses (as rebuilt copies).
+
+        For state that holds objects rather than JSON (LangGraph checkpoints hold
+        LangChain messages; caches hold them before they are dumped). An object
+        with no finding is returned as it is; other objects are left alone.
+        """
+        return self._walk(obj, set(), deep=True)
+
+    def _object(self, obj: Any, active: set[int]) -> Any:
+        """A copy of a pydantic model or dataclass with its fields redacted (``obj`` if none changed)."""
+        fields: dict[str, Any]
+        is_model = isinstance(getattr(type(obj), "model_fields", None), dict) and hasattr(obj, "model_copy")
+        if is_model:  # a pydantic model (duck-typed: importing pydantic here would slow the CLI's start)
+            fields = {name: getattr(obj, name, None) for name in type(obj).model_fields}
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init}
+        else:
+            return obj
+        if id(obj) in active:
+            return obj
+        active.add(id(obj))
+        try:
+            changed = {}
+            for name, value in fields.items():
+                new = self._walk_item(name, value, active, deep=True)
+                if new is not value and new != value:
+                    changed[name] = new
+        finally:
+            active.discard(id(obj))
+        if not changed:
+            return obj
+        if is_model:
+            return obj.model_copy(update=changed)
+        try:
+            return dataclasses.replace(obj, **changed)
+        except (TypeError, ValueError):  # a dataclass that cannot be rebuilt from its fields
+            return obj
+
+    def _walk(self, obj: Any, active: set[int], deep: bool = False) -> Any:
         # Exact-type checks first: an ``isinstance(x, Mapping)`` ABC check on every
         # leaf was a large share of a trace's redaction time.
         t = type(obj)
@@ -386,14 +445,14 @@ class Redactor:
         elif isinstance(obj, (list, tuple)):
             is_map = False
         else:
-            return obj
+            return self._object(obj, active) if deep else obj
         if id(obj) in active:
             return obj
         active.add(id(obj))
         try:
             if is_map:
-                return {k: self._walk_item(k, v, active) for k, v in obj.items()}
-            items = [self._walk(x, active) for x in obj]
+                return {k: self._walk_item(k, v, active, deep) for k, v in obj.items()}
+            items = [self._walk(x, active, deep) for x in obj]
         finally:
             active.discard(id(obj))
         if isinstance(obj, list):
@@ -402,12 +461,13 @@ class Redactor:
             return type(obj)(*items)
         return tuple(items)
 
-    def _walk_item(self, key: Any, value: Any, active: set[int]) -> Any:
+    def _walk_item(self, key: Any, value: Any, active: set[int], deep: bool = False) -> Any:
         if isinstance(key, str):
             kind = _key_kind(key, value)
-            if kind is not None:
+            # Deep (typed objects): a field keeps its type, so only text and containers are hidden.
+            if kind is not None and (not deep or isinstance(value, (str, Mapping, list, tuple))):
                 return self._hide(value, kind, active)
-        return self._walk(value, active)
+        return self._walk(value, active, deep)
 
     def _hide(self, value: Any, kind: str, active: set[int]) -> Any:
         """Replace every leaf under a secret key, keeping the shape (``Credentials: {...}``)."""
@@ -451,6 +511,8 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "lsmith": ("lsv2_", "ls__"),
     "github": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
     "slack": ("xox", "xapp-"),
+    "stripe": ("sk_live_", "sk_test_", "rk_live_", "rk_test_"),
+    "google": ("AIza",),
     "arn": ("arn:",),
     "acct": ("account",),
     "acctu": ("amazonaws.com/",),
@@ -458,6 +520,7 @@ _TRIGGERS: dict[str, tuple[str, ...]] = {
     "email": ("@",),
     "ipv6": (":",),
     "ipv4": (".",),
+    "awsbare": ("",),  # no literal trigger: any string of 40+ characters is scanned
 }
 # Rules matched case-insensitively: their triggers are looked up in the lower-cased text.
 _CASELESS = frozenset({"authz", "bearer", "awssec", "apikey", "secret", "acct"})
@@ -513,6 +576,22 @@ def _compile_extra(pattern: str) -> re.Pattern[str]:
     if compiled.fullmatch(""):
         raise ConfigError(f"redaction pattern {pattern!r} matches the empty string")
     return compiled
+
+
+def _looks_random_key(found: str) -> bool:
+    """A 40-character base64 run that is an AWS secret key rather than a hash, path or name.
+
+    Git SHAs and hex digests have no upper case (or no lower case), uuids have dashes;
+    a random 40-character base64 key has ~16 upper, ~16 lower and ~6 digits (none: 0.1 %
+    of keys; AWS's documented example has one). Paths of words have no digit.
+    """
+    upper = sum(c.isupper() for c in found)
+    lower = sum(c.islower() for c in found)
+    if upper < 3 or lower < 3 or not any(c.isdigit() for c in found):
+        return False
+    # "src/app/Handler2024/Config/MainModule/v1": a lower-case path segment; random keys
+    # almost never hold one between slashes.
+    return not ("/" in found and re.search(r"(?:^|/)[a-z]{3,}/", found) is not None)
 
 
 def _ipv6_kind(found: str) -> str | None:
@@ -638,3 +717,33 @@ def make_redactor(
 @functools.lru_cache(maxsize=16)
 def _cached_redactor(patterns: tuple[str, ...]) -> Redactor:
     return Redactor(patterns)
+
+
+# -- logs -------------------------------------------------------------------------
+
+
+def install_log_redaction(redactor: Redactor | None = None) -> None:
+    """Every log record made from now on carries a redacted message (idempotent).
+
+    Warnings quote what went wrong -- a model reply that did not parse, a tool
+    error -- and so whatever secret that text held. Wrapping the record factory
+    covers every logger and handler (selfheal's, LangChain's, the SDKs'), also
+    the last-resort handler a CLI without logging config prints through. The
+    message is formatted first, so arguments are redacted too.
+    """
+    current = logging.getLogRecordFactory()
+    if getattr(current, "selfheal_redacting", False):
+        return
+    red = redactor if redactor is not None else make_redactor()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = current(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is logging's to report
+            return record
+        record.msg, record.args = red.redact_text(message), None
+        return record
+
+    factory.selfheal_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)

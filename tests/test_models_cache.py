@@ -190,3 +190,36 @@ def test_structured_output_is_keyed_and_replayed(tmp_path: Path) -> None:
             reason: str
 
         replayer.with_structured_output(Other).invoke("fix it")
+
+
+def test_secrets_are_redacted_before_keying_so_replay_still_hits(tmp_path: Path) -> None:
+    from helpers.secrets_corpus import AKID, AWS_SECRET_3, JWT
+
+    task = f"rotate {AKID} / {AWS_SECRET_3}; the bearer was {JWT}"
+    reply = AIMessage(
+        content=f"Rotated. Old secret {AWS_SECRET_3} is revoked.",
+        tool_calls=[{"name": "read_config", "args": {"function_name": AKID}, "id": "call_1"}],
+    )
+    conversation = [SystemMessage("You operate Lambda."), HumanMessage(task)]
+    _recorder(tmp_path, ScriptedChatModel([reply])).invoke(conversation)
+    files = list((tmp_path / "cache").rglob("*.json"))
+    assert len(files) == 1
+    raw = files[0].read_bytes()
+    for secret in (AKID, AWS_SECRET_3, JWT):
+        assert secret.encode() not in raw
+    assert b"[REDACTED:aws_secret_access_key]" in raw and b"[REDACTED:aws_access_key_id]" in raw
+
+    replayed = _replayer(tmp_path).invoke([SystemMessage("You operate Lambda."), HumanMessage(task)])
+    assert replayed.response_metadata["cache"] == "replay"
+    assert AWS_SECRET_3 not in replayed.content and "[REDACTED:aws_secret_access_key]" in replayed.content
+    assert replayed.tool_calls[0]["args"] == {"function_name": "[REDACTED:aws_access_key_id]"}
+    # Another secret of the same kind is the same request: placeholders are stable.
+    other = task.replace(AWS_SECRET_3, "Zr7Kq1Lw5Mx9Nb3Vc8Pd2Hf6Jg0Ts4Ya1Ue5Oi9w")
+    assert _replayer(tmp_path).invoke([SystemMessage("You operate Lambda."), HumanMessage(other)])
+
+
+def test_a_cache_without_redactor_stores_verbatim(tmp_path: Path) -> None:
+    model = CachedChatModel.wrap(ScriptedChatModel(["ok"]), identity=IDENTITY, mode="record",
+                                 cache_dir=tmp_path / "cache", redactor=None)
+    model.invoke([HumanMessage("mail jane.doe@example.com")])
+    assert b"jane.doe@example.com" in next((tmp_path / "cache").rglob("*.json")).read_bytes()

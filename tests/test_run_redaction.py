@@ -44,7 +44,7 @@ def _model() -> ScriptedChatModel:
 
 
 def _stored_bytes(state: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in state.glob("traces.sqlite*"))
+    return b"".join(p.read_bytes() for p in sorted(state.glob("*.sqlite*")))
 
 
 def test_no_planted_secret_survives_in_the_local_store_or_langsmith(tmp_path: Path) -> None:

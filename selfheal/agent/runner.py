@@ -53,6 +53,19 @@ class RunOutcome:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def redacted(self, settings: Settings) -> RunOutcome:
+        """A copy fit to print: secrets in the task, tool results and answer masked.
+
+        The outcome holds tool outputs and model text verbatim (evaluators need
+        them); whatever shows it to a user or a log goes through this first.
+        Unchanged when ``tracing.redact`` is off.
+        """
+        if not settings.tracing.redact:
+            return self
+        from selfheal.redact import make_redactor
+
+        return RunOutcome(**make_redactor(settings).redact(self.to_dict()))
+
 
 def _recent_successes(store: Any, project: str, task_type: str, limit: int) -> list[bool]:
     """Success flags of the latest root runs of this task type, oldest first."""
@@ -108,6 +121,7 @@ def run_task(
     from selfheal.agents.registry import get_agent
     from selfheal.errors import ModelError, SelfhealError
     from selfheal.models.providers import make_chat_model, model_identity
+    from selfheal.redact import make_redactor
     from selfheal.tracing.callbacks import TracingHandle, tracing_callbacks
     from selfheal.tracing.store import LocalTraceStore
     from selfheal.versioning import content_version
@@ -171,7 +185,9 @@ def run_task(
             metadata=start_meta,
             configurable={"thread_id": str(run_id)},
         )
-        graph = checkpointed_workflow(settings.checkpoint_path)
+        graph = checkpointed_workflow(
+            settings.checkpoint_path, make_redactor(settings) if settings.tracing.redact else None
+        )
         initial = {
             "messages": [],
             "cheatsheet": {},

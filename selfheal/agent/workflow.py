@@ -6,13 +6,16 @@ import atexit
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.graph import END, START, StateGraph
 
 from selfheal.agent import nodes
 from selfheal.agent.edges import should_improve
 from selfheal.agent.state import AgentState, RunContext
+
+if TYPE_CHECKING:
+    from selfheal.redact import Redactor
 
 NODE_NAMES = (
     "retrieve_from_cheatsheet",
@@ -58,29 +61,37 @@ def compile_workflow(checkpointer: Any | None = None) -> Any:
     return build_workflow().compile(checkpointer=checkpointer, name="selfheal")
 
 
-_GRAPHS: dict[str, Any] = {}
+_GRAPHS: dict[tuple[str, int | None], Any] = {}
+_REDACTORS: list[Redactor | None] = []
 _GRAPHS_LOCK = threading.Lock()
 
 
-def checkpointed_workflow(checkpoint_path: Path) -> Any:
+def checkpointed_workflow(checkpoint_path: Path, redactor: Redactor | None = None) -> Any:
     """The compiled graph with a SQLite checkpointer at ``checkpoint_path``.
 
-    Compiled once per path and process: compiling costs more than a whole
+    Compiled once per path, redactor and process: compiling costs more than a whole
     zero-latency run. The SqliteSaver serialises access to its connection
-    with its own lock, so the graph is safe to share between threads.
+    with its own lock, so the graph is safe to share between threads. With a
+    ``redactor`` every checkpoint is redacted before it is written
+    (:mod:`selfheal.agent.checkpoint`); ``None`` stores state as it is.
     """
-    key = str(Path(checkpoint_path).resolve())
+    path = str(Path(checkpoint_path).resolve())
+    key = (path, None if redactor is None else id(redactor))
     with _GRAPHS_LOCK:
         graph = _GRAPHS.get(key)
         if graph is None:
             from langgraph.checkpoint.sqlite import SqliteSaver
 
-            Path(key).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(key, check_same_thread=False)
+            from selfheal.agent.checkpoint import RedactingSqliteSaver
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, check_same_thread=False)
             # WAL + synchronous=NORMAL: a checkpoint commit no longer waits for an fsync; a crash
             # can lose at most the last checkpoints of a run, never corrupt the file.
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            graph = _GRAPHS[key] = compile_workflow(SqliteSaver(conn))
+            saver = SqliteSaver(conn) if redactor is None else RedactingSqliteSaver(conn, redactor)
+            graph = _GRAPHS[key] = compile_workflow(saver)
+            _REDACTORS.append(redactor)  # keeps id(redactor) unique while the graph is cached
             atexit.register(conn.close)
         return graph

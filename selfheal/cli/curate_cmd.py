@@ -61,6 +61,10 @@ def curate(
         force=force,
         base=base,
     )
+    if settings.tracing.redact:  # insights and errors quote the runs: printed like traces, redacted
+        from selfheal.redact import make_redactor
+
+        report = make_redactor(settings).redact_deep(report)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
         return

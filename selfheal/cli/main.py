@@ -7,6 +7,7 @@ pay for LangGraph, boto3 or the model stack.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,15 @@ def cli(ctx: click.Context, repo: Path | None, config_path: Path | None, agent: 
     The agent's context and cheatsheet are files in this repository; every run is
     traced locally (and to LangSmith when configured).
     """
+    # Before any command builds a model: LangChain's env-var tracer would upload unredacted
+    # (the prefix test spares commands run without such variables the import).
+    if any(k.startswith(("LANGSMITH_TRACING", "LANGCHAIN_TRACING", "LANGCHAIN_HANDLER")) for k in os.environ):
+        from selfheal.tracing.env_guard import disable_env_tracing
+
+        disable_env_tracing()
+    from selfheal.redact import install_log_redaction
+
+    install_log_redaction()  # warnings quote model replies and tool errors
     ctx.obj = {"repo": repo, "config_path": config_path, "agent": agent}
 
 

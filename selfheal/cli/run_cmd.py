@@ -40,7 +40,8 @@ def run(
     settings = load_cli_settings(ctx, **overrides)
     if not task and not scenario:
         raise click.UsageError("give a TASK, or --scenario NAME to run a scenario's task")
-    outcome = run_task(settings, task, scenario=scenario, learn=not no_learn)
+    # Printed output is a log too: tool results and model text are masked like traces.
+    outcome = run_task(settings, task, scenario=scenario, learn=not no_learn).redacted(settings)
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
     else:

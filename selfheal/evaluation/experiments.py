@@ -147,7 +147,8 @@ def save_experiment(
         dataset=result.dataset,
         split=result.split,
         started_at=result.started_at.isoformat(),
-        result=result.model_dump_json(),
+        # Answers, errors and scorer comments quote tool output: stored redacted, like traces.
+        result=(store.redactor.redact_deep(result) if store.redactor else result).model_dump_json(),
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from selfheal import __version__
 from selfheal.gitops.changes import ItemChange
 from selfheal.gitops.changeset import ChangeSet
+from selfheal.redact import make_redactor
 
 MAX_BODY = 60_000  # GitHub refuses bodies over 65,536 characters
 _TITLES = {"entry": "Cheatsheet", "instruction": "Instructions", "example": "Few-shot examples",
@@ -121,4 +122,5 @@ def render_pr_body(
         raw = raw[: max(room, 0)] + "\n... (diff truncated; see the PR's Files tab)\n"
     lines += [f"<details><summary>Raw diff ({len(diffs)} file{'s' if len(diffs) != 1 else ''})</summary>", "",
               "```diff", raw.rstrip("\n"), "```", "", "</details>", ""]
-    return "\n".join(lines + footer) + "\n"
+    # A PR body is published: whatever an eval report or a summary quoted is redacted.
+    return make_redactor().redact_text("\n".join(lines + footer) + "\n")

@@ -10,6 +10,13 @@ model identity, the conversation (type, content, tool calls, tool call ids),
 the bound tools (full schemas: a changed tool description is a new request)
 and the generation parameters. Tool-call ids are renumbered by first
 appearance, so a provider's random ids do not change the keys of later steps.
+
+Recordings are committed, so nothing secret may reach them: the conversation is
+redacted (``selfheal.redact``, stable placeholders such as
+``[REDACTED:aws_secret_access_key]``) *before* the key is computed, and the
+response before it is written. The same task with the same secret therefore
+has the same key on record and on replay, and a replayed response carries the
+placeholders, never the secret.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from selfheal.errors import CacheMissError, FileFormatError
 from selfheal.models.structured import StructuredMethod, structured_runnable
+from selfheal.redact import Redactor, make_redactor
 
 KEY_VERSION = 1
 CacheMode = Literal["record", "replay", "auto"]
@@ -178,6 +186,8 @@ class CachedChatModel(BaseChatModel):
     inner_factory: Callable[[], BaseChatModel]
     params: dict[str, Any] = Field(default_factory=dict)
     structured_method: StructuredMethod = "function_calling"
+    #: Redacts requests before keying and responses before writing; None stores them verbatim.
+    redactor: Redactor | None = Field(default_factory=make_redactor, exclude=True)
 
     _inner: BaseChatModel | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -218,7 +228,21 @@ class CachedChatModel(BaseChatModel):
     def path_for(self, key: str) -> Path:
         return Path(self.cache_dir) / key[:2] / f"{key}.json"
 
-    def key_for(self, messages: Sequence[BaseMessage], stop: list[str] | None = None, **kwargs: Any) -> str:
+    def redacted(self, messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        """The conversation as it is keyed and summarised: secrets replaced by placeholders."""
+        if self.redactor is None:
+            return list(messages)
+        return list(self.redactor.redact_deep(list(messages)))
+
+    def key_for(
+        self, messages: Sequence[BaseMessage], stop: list[str] | None = None, *, redact: bool = True, **kwargs: Any
+    ) -> str:
+        """The request's key, computed on the redacted conversation (same secret, same key).
+
+        ``redact=False`` gives the key recordings made before redaction have.
+        """
+        if redact:
+            messages = self.redacted(messages)
         tools = kwargs.get("tools") or []
         params = {**self.params, **{k: v for k, v in kwargs.items() if k not in _NOT_KEYED and not k.startswith("ls_")}}
         if stop:
@@ -271,6 +295,10 @@ class CachedChatModel(BaseChatModel):
 
         tools = kwargs.get("tools") or []
         params = {k: v for k, v in kwargs.items() if k not in _NOT_KEYED and not k.startswith("ls_")}
+        messages = self.redacted(messages)
+        response = _to_stored(message)
+        if self.redactor is not None:
+            response = StoredMessage.model_validate(self.redactor.redact(response.model_dump(mode="json")))
         record = CachedResponse(
             key=key,
             model=self.identity,
@@ -281,7 +309,7 @@ class CachedChatModel(BaseChatModel):
                 tools=[t.get("function", {}).get("name", "") for t in tools],
                 params=json.loads(_canonical_json({**self.params, **params})),
             ),
-            response=_to_stored(message),
+            response=response,
         )
         path = self.path_for(key)
         atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
@@ -319,14 +347,22 @@ class CachedChatModel(BaseChatModel):
         from selfheal.models.cache_manifest import note_key
 
         key = self.key_for(messages, stop, **kwargs)
-        cached = self.load(key) if self.mode in ("replay", "auto") else None
+        cached = None
+        if self.mode in ("replay", "auto"):
+            cached = self.load(key)
+            if cached is None and self.redactor is not None:
+                # A recording made before keys were redacted (identical unless the request held a finding).
+                legacy = self.key_for(messages, stop, redact=False, **kwargs)
+                if legacy != key and (cached := self.load(legacy)) is not None:
+                    key = legacy
         if cached is not None:
             note_key(self.cache_dir, key, "replay")
             message = _from_stored(cached.response)
         elif self.mode == "replay":
             raise CacheMissError(
                 f"replay: no recorded response {key[:12]} for model {self.identity} "
-                f"(last message {_excerpt(messages[-1] if messages else None)}) under {self.cache_dir}; "
+                f"(last message {_excerpt(self.redacted(messages[-1:])[0] if messages else None)})"
+                f" under {self.cache_dir}; "
                 "record it with model.cache_mode=record"
             )
         else:

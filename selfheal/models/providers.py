@@ -109,6 +109,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
     if mode == "off":
         return make_base_chat_model(settings)
     from selfheal.models.cache import CachedChatModel
+    from selfheal.redact import make_redactor
 
     provider = resolve_provider(settings)
     return CachedChatModel(
@@ -118,6 +119,7 @@ def make_chat_model(settings: Settings) -> BaseChatModel:
         inner_factory=lambda: make_base_chat_model(settings),
         params={"temperature": settings.model.temperature, "max_tokens": settings.model.max_tokens},
         structured_method="json_object" if provider == "local" else "function_calling",
+        redactor=make_redactor(settings) if settings.tracing.redact else None,
     )
 
 

@@ -130,6 +130,8 @@ class LangSmithUploader:
         self.stopping = threading.Event()
         #: Messages of failed uploads (latest last).
         self.errors: list[str] = []
+        #: When a bounded wait began that LangSmith has not answered since (None: not stalled).
+        self._stalled_since: float | None = None
 
     @property
     def client(self) -> Client:
@@ -143,13 +145,27 @@ class LangSmithUploader:
             self._put((source, key))
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything submitted so far was tried; False if ``timeout`` ran out."""
+        """Wait until everything submitted so far was tried; False if ``timeout`` ran out.
+
+        Waits do not add up while LangSmith stays stalled: once a bounded wait ran
+        out, later ones end ``timeout`` after *that* wait began, until a delivery
+        completes. So ``run_task``'s ``finish`` and the exit hook together delay exit
+        by at most ``tracing.langsmith_exit_timeout_s`` (they used to wait twice: 4 s).
+        """
+        started = time.monotonic()
         with self._lock:
             if self._thread is None and self._queue.empty():
                 return True
+            if timeout is not None and self._stalled_since is not None:
+                timeout = max(0.0, min(timeout, self._stalled_since + timeout - started))
         done = threading.Event()
         self._put(done)
-        return done.wait(timeout)
+        if done.wait(timeout):
+            return True
+        with self._lock:
+            if self._stalled_since is None:
+                self._stalled_since = started
+        return False
 
     def _put(self, job: _Job) -> None:
         with self._lock:
@@ -184,6 +200,8 @@ class LangSmithUploader:
             except Exception as exc:  # the uploader must survive anything
                 logger.warning("LangSmith upload failed: %s", exc)
                 self.errors.append(str(exc))
+            with self._lock:
+                self._stalled_since = None
             for job in jobs:
                 if isinstance(job, threading.Event):
                     job.set()

@@ -783,14 +783,14 @@ class LocalTraceStore:
         return None if row is None else self._dataset_from_row(row)
 
     def upsert_examples(self, examples: Iterable[ExampleRecord]) -> None:
-        """Insert or replace examples in one transaction."""
+        """Insert or replace examples in one transaction (redacted, like runs: they are uploaded too)."""
         rows = [
             (
                 str(e.id),
                 str(e.dataset_id),
-                serde.dumps(e.inputs, limit=self.max_payload_chars),
-                serde.dumps(e.outputs, limit=self.max_payload_chars),
-                serde.dumps(e.metadata),
+                serde.dumps(self._clean(e.inputs), limit=self.max_payload_chars),
+                serde.dumps(self._clean(e.outputs), limit=self.max_payload_chars),
+                serde.dumps(self._clean(e.metadata)),
                 serde.iso(e.created_at),
                 serde.iso(e.modified_at),
                 _opt(e.source_run_id),

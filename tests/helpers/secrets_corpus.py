@@ -201,6 +201,24 @@ PLANTED: list[Planted] = [
         ("aws_secret_access_key",),
     ),
     Planted(
+        "bare secret key in a log line",
+        _log_events(f"rotated credentials: new {AKID} pair, secret {AWS_SECRET_3[::-1]} stored"),
+        (AKID, AWS_SECRET_3[::-1]),
+        ("aws_access_key_id", "aws_secret_access_key"),
+    ),
+    Planted(
+        "bare secret key in a diff",
+        {"output": f"--- a/env\n+++ b/env\n+{AWS_SECRET}\n"},
+        (AWS_SECRET,),
+        ("aws_secret_access_key",),
+    ),
+    Planted(
+        "Stripe and Google keys",
+        {"output": "STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc maps AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"},
+        ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStUvW"),
+        ("stripe_api_key", "google_api_key"),
+    ),
+    Planted(
         "secret key as JSON in a tool call",
         {"messages": [_ai_tool_call("update_env", {"aws_secret_access_key": AWS_SECRET})]},
         (AWS_SECRET,),
@@ -542,6 +560,18 @@ LOOKALIKES: list[LookAlike] = [
         ("9c1185a5c5e9fc54612808977ee8f548b2258d31",),
     ),
     LookAlike(
+        "40-character hashes, ids and paths",
+        {
+            "output": "sha1 3F786850E387550FDAB836ED7E6DC881DE23001B; dir src/app/Handler2024/Config/MainModule/v1x;"
+            " ref refs/heads/feat/secrets-and-more-things; name abcdefghijklmnopqrstuvwxyzabcdefghijklmn"
+        },
+        (
+            "3F786850E387550FDAB836ED7E6DC881DE23001B",
+            "src/app/Handler2024/Config/MainModule/v1x",
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmn",
+        ),
+    ),
+    LookAlike(
         "request id uuid",
         _log_events("START RequestId: 8f5c2b1e-3c4d-4e5f-9a0b-1c2d3e4f5a6b Version: $LATEST"),
         ("8f5c2b1e-3c4d-4e5f-9a0b-1c2d3e4f5a6b", "$LATEST"),
@@ -699,3 +729,98 @@ LOOKALIKES: list[LookAlike] = [
         ),
     ),
 ]
+
+
+# -- the planted-secrets corpus of whole-command tests -----------------------------
+#
+# ``CORPUS``: deterministic fake secrets of every kind a team's agent meets, each with
+# the text it is planted as (with its usual prefix, e.g. ``aws_secret_access_key=``,
+# or bare). A test plants the ``text`` somewhere (task, scenario data, feedback, env,
+# model output) and then greps for the ``value``: it must be nowhere. ``KINDS`` lists
+# the kinds; ``len(CORPUS)`` is the number a reliability table reports.
+
+
+@dataclass(frozen=True)
+class Secret:
+    """One planted secret: ``value`` must never be found; ``text`` is how it is planted."""
+
+    kind: str
+    value: str
+    text: str
+
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _pick(rng: Any, alphabet: str, n: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(n))
+
+
+def _mixed(rng: Any, n: int, extra: str = "") -> str:
+    """n random characters with upper, lower and digits (so it reads as a random key)."""
+    while True:
+        s = _pick(rng, _B64 + extra, n)
+        if any(c.isupper() for c in s) and any(c.islower() for c in s) and sum(c.isdigit() for c in s) >= 2:
+            return s
+
+
+def _b64url(rng: Any, n: int) -> str:
+    return _mixed(rng, n, "-_")
+
+
+def _corpus(per_kind: int = 4, seed: int = 1414) -> tuple[Secret, ...]:
+    import random
+
+    rng = random.Random(seed)
+    upper_digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    out: list[Secret] = []
+    for i in range(per_kind):
+        akid = ("AKIA" if i % 2 == 0 else "ASIA") + _pick(rng, upper_digits, 16)
+        sak = _mixed(rng, 40, "/+")
+        bare = _mixed(rng, 40)
+        oai = "sk-" + _mixed(rng, 48)
+        proj = "sk-proj-" + _b64url(rng, 64)
+        ant = "sk-ant-api03-" + _b64url(rng, 86) + "AA"
+        ghp = "ghp_" + _mixed(rng, 36)
+        pat = "github_pat_11" + _pick(rng, upper_digits, 20) + "_" + _mixed(rng, 59)
+        slack = f"xox{'bpas'[i % 4]}-" + _pick(rng, "0123456789", 12) + "-" + _pick(rng, "0123456789", 13) + "-" + _mixed(rng, 24)
+        stripe = ("sk_live_" if i % 2 == 0 else "rk_live_") + _mixed(rng, 24)
+        google = "AIza" + _b64url(rng, 35)
+        jwt = "eyJhbGciOiJIUzI1NiJ9.eyJ" + _b64url(rng, 40) + "." + _b64url(rng, 43)
+        bearer = _mixed(rng, 32)
+        pem_line = _mixed(rng, 64, "+/")
+        pem_kind = ("RSA ", "EC ", "OPENSSH ", "")[i % 4]
+        pem = f"-----BEGIN {pem_kind}PRIVATE KEY-----\n{pem_line}\n{_mixed(rng, 64, '+/')}\n-----END {pem_kind}PRIVATE KEY-----"
+        url_pw = _mixed(rng, 14) + "!x"
+        user = _pick(rng, "abcdefghijklmnopqrstuvwxyz", 7)
+        email = f"{user}.{_pick(rng, 'abcdefghijklmnopqrstuvwxyz', 5)}{i}@corp-{user[:3]}.example.com"
+        pw = _mixed(rng, 18) + "#7"
+        api = _pick(rng, "0123456789abcdef", 32)
+        scheme = ("postgres", "mysql", "redis", "https")[i % 4]
+        out += [
+            Secret("aws_access_key_id", akid, akid),
+            Secret("aws_secret_key_prefixed", sak, f"aws_secret_access_key={sak}"),
+            Secret("aws_secret_key_bare", bare, bare),
+            Secret("openai_api_key", oai, oai),
+            Secret("openai_project_key", proj, proj),
+            Secret("anthropic_api_key", ant, ant),
+            Secret("github_token", ghp, ghp),
+            Secret("github_fine_grained_pat", pat, pat),
+            Secret("slack_token", slack, slack),
+            Secret("stripe_api_key", stripe, stripe),
+            Secret("google_api_key", google, google),
+            Secret("jwt", jwt, jwt),
+            Secret("bearer_token", bearer, f"Authorization: Bearer {bearer}"),
+            Secret("private_key_pem", pem_line, pem),
+            Secret("url_password", url_pw, f"{scheme}://{user}:{url_pw}@db{i}.internal.example:5432/app"),
+            Secret("email", email, email),
+            Secret("password_assignment", pw, f"password={pw}"),
+            Secret("api_key_assignment", api, f"api_key={api}"),
+        ]
+    return tuple(out)
+
+
+#: Every planted secret of the whole-command tests (72: 18 kinds x 4).
+CORPUS: tuple[Secret, ...] = _corpus()
+#: The kinds in ``CORPUS``, in order.
+KINDS: tuple[str, ...] = tuple(dict.fromkeys(s.kind for s in CORPUS))
