@@ -118,6 +118,12 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
                      _logs("tax-calculator", '"Task timed out"', 24, "Task timed out after 8.00 seconds"),
                      _metric("tax-calculator", "MaxMemoryUsed", 36, '"max": 138')],
     },
+    "timeout_listing_reindex": {
+        "wrong": _mem("listing-reindexer", 3072), "revert": _mem("listing-reindexer", 1536),
+        "fix": _timeout("listing-reindexer", 300), "decoy": _timeout("listing-snapshot", 300),
+        "evidence": [_logs("listing-reindexer", "_bulk", 24, "took 171 s"),
+                     _logs("listing-reindexer", '"Task timed out"', 24, "Task timed out after 120.00 seconds", 5)],
+    },
     # -- memory: the peak sits at the limit and the runtime is killed: raise memory --
     "memory_csv_importer": {
         "wrong": _timeout("csv-importer", 300), "revert": _timeout("csv-importer", 120),
@@ -150,6 +156,13 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
                      _logs("document-bundler", '"signal: killed"', 24, "Runtime.ExitError", 5),
                      _metric("document-bundler", "MaxMemoryUsed", 24, '"max": 1024')],
     },
+    "memory_invoice_ocr": {
+        "wrong": _timeout("invoice-ocr", 600), "revert": _timeout("invoice-ocr", 180),
+        "fix": _mem("invoice-ocr", 4096), "decoy": _mem("ocr-archiver", 4096),
+        "evidence": [_logs("invoice-ocr", "MemoryError", 24, "600 dpi", 5),
+                     _logs("invoice-ocr", '"signal: killed"', 24, "Runtime.ExitError", 5),
+                     _metric("invoice-ocr", "MaxMemoryUsed", 24, '"max": 2048')],
+    },
     # -- cold starts: Init Duration on a fraction of requests: provisioned concurrency --
     "cold_start_login_api": {
         "wrong": _mem("login-api", 4096), "revert": _mem("login-api", 2048),
@@ -179,6 +192,13 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "evidence": [_logs("booking-availability", '"Init Duration"', 24, "Init Duration: 6", 5),
                      _logs("booking-availability", "AvailabilityApplication", 24, "in 6.", 5),
                      ("list_versions", {"function_name": "booking-availability"}, '{"name": "prod", "version": "9"}')],
+    },
+    "cold_start_kyc_verify": {
+        "wrong": _mem("kyc-verify", 5120), "revert": _mem("kyc-verify", 2560),
+        "fix": _pc("kyc-verify", "live", 8), "decoy": _timeout("kyc-report", 600),
+        "evidence": [_logs("kyc-verify", '"Init Duration"', 24, "Init Duration: 3", 5),
+                     _config("kyc-verify", '"subnets": ["subnet-0'),
+                     ("list_versions", {"function_name": "kyc-verify"}, '{"name": "live", "version": "5"}')],
     },
     # -- throttling: demand (invocations x duration) above the function's own cap --
     "throttling_email_sender": {
@@ -212,6 +232,14 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
                      _metric("sms-gateway", "ConcurrentExecutions", 6, '"max": 6'),
                      _metric("sms-gateway", "Invocations", 6, '"max": 1200')],
     },
+    "throttling_audit_shipper": {
+        "wrong": _reserve("audit-shipper", 5), "revert": [],
+        "fix": [("remove_reserved_concurrency", {"function_name": "audit-shipper"})],
+        "decoy": _reserve("audit-compactor", 10),
+        "evidence": [_config("audit-shipper", '"reserved_concurrency": 2'),
+                     _metric("audit-shipper", "ConcurrentExecutions", 12, '"max": 2'),
+                     ("get_account_concurrency", {}, '"unreserved": 978')],
+    },
     # -- cost: size memory to ~2x the observed peak; or drop idle provisioned concurrency --
     "cost_webhook_relay": {
         "wrong": _mem("webhook-relay", 128), "revert": [],
@@ -239,6 +267,13 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "fix": _mem("feature-flags-api", 256), "decoy": _mem("flag-audit-export", 1024),
         "evidence": [_config("feature-flags-api", '"memory_mb": 3008'),
                      _metric("feature-flags-api", "MaxMemoryUsed", 96, '"max": 111', 600)],
+    },
+    "cost_sandbox_warm_pool": {
+        "wrong": _mem("partner-sandbox-api", 256), "revert": _mem("partner-sandbox-api", 512),
+        "fix": _pc("partner-sandbox-api", "current", 0), "decoy": _pc("partner-onboarding", "live", 0),
+        "evidence": [_config("partner-sandbox-api", '"provisioned_concurrency": {"current": 25}'),
+                     _metric("partner-sandbox-api", "ConcurrentExecutions", 96, '"max": 2', 600),
+                     _metric("partner-sandbox-api", "MaxMemoryUsed", 96, '"max": 452', 600)],
     },
     # -- errors after a deploy: roll the alias back to the last healthy version --
     "errors_profile_service": {
@@ -268,6 +303,13 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "fix": _alias("shipment-tracker", "prod", 18), "decoy": _alias("shipment-notifier", "prod", 5),
         "evidence": [_logs("shipment-tracker", "TypeError", 24, '"v": "19"', 5),
                      ("list_versions", {"function_name": "shipment-tracker"}, '{"name": "prod", "version": "19"}')],
+    },
+    "errors_recipe_canary": {
+        "wrong": _alias("recipe-api", "live", 34), "revert": [],
+        "fix": _alias("recipe-api", "live", 33), "decoy": _alias("recipe-indexer", "live", 10),
+        "evidence": [_logs("recipe-api", "ZeroDivisionError", 12, '"v": "34"', 5),
+                     _logs("recipe-api", "rendered", 36, '"v": "33"', 5),
+                     ("list_versions", {"function_name": "recipe-api"}, '"routing": {"34": 0.3}')],
     },
     # -- misleading: the symptom's obvious fix is wrong; the logs say what is --
     "misleading_memory_vs_downstream": {
@@ -354,6 +396,14 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "evidence": [("list_versions", {"function_name": "consent-service"}, "approved by legal"),
                      ("list_versions", {"function_name": "consent-service"}, '{"name": "live", "version": "40"}'),
                      _logs("consent-service", '"banner=v40"', 24, '"v": "40"', 5)],
+    },
+    "config_pc_load_test_alias": {
+        "wrong": _pc("seat-map-api", "prod", 20), "revert": _pc("seat-map-api", "prod", 0),
+        "fix": _pc("seat-map-api", "loadtest", 0) + _pc("seat-map-api", "prod", 20),
+        "decoy": _mem("seat-hold-expirer", 512),
+        "evidence": [_config("seat-map-api", '"provisioned_concurrency": {"loadtest": 18}'),
+                     _logs("seat-map-api", '"Init Duration"', 24, "Init Duration: 2", 5),
+                     _metric("seat-map-api", "ConcurrentExecutions", 24, '"p50": 18')],
     },
     # -- questions: the number comes from the right window; nothing may change --
     "query_p99_week": {
