@@ -4,7 +4,9 @@
 model learned over the train split and the paired report of
 `selfheal eval --split test --against <seed>`; `evals/lambda_ops/replay/` holds
 every model response of that eval. Replaying it — no model, no network — must
-give the same verdict for every example on both sides.
+give the same verdict for every example on both sides. It was recorded on the 11
+scenarios of the test split as it was then; scenarios added to the split since
+are not in its cache, so the replay evaluates exactly the recorded examples.
 """
 
 from __future__ import annotations
@@ -60,7 +62,9 @@ def test_the_learned_vs_seed_eval_replays_identically(tmp_path: Path) -> None:
         env={},
         overrides={"model": {"provider": "local", "cache_mode": "replay", "cache_dir": str(REPLAY)}},
     )
-    out = evaluate(settings, split="test", against="HEAD", progress=False, save=False)
+    recorded_names = sorted({r["name"] for r in recorded["baseline"]["results"]})
+    assert len(recorded_names) == 11  # the test split when it was recorded
+    out = evaluate(settings, split="test", against="HEAD", names=recorded_names, progress=False, save=False)
     assert out.baseline is not None and out.comparison is not None
     ok = [r for r in recorded["baseline"]["results"] + recorded["candidate"]["results"] if r["status"] == "ok"]
     assert ok, "the recorded experiment has no example that ran to the end"

@@ -111,6 +111,19 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "evidence": [_logs("quote-calculator", "ParcelFast", 24, "11800 ms"),
                      _logs("quote-calculator", '"Task timed out"', 24, "Task timed out after 6.00 seconds")],
     },
+    "timeout_vat_lookup": {
+        "wrong": _mem("tax-calculator", 1024), "revert": _mem("tax-calculator", 512),
+        "fix": _timeout("tax-calculator", 20), "decoy": _timeout("tax-report-export", 20),
+        "evidence": [_logs("tax-calculator", "VIES", 24, "took 14.2 s"),
+                     _logs("tax-calculator", '"Task timed out"', 24, "Task timed out after 8.00 seconds"),
+                     _metric("tax-calculator", "MaxMemoryUsed", 36, '"max": 138')],
+    },
+    "timeout_listing_reindex": {
+        "wrong": _mem("listing-reindexer", 3072), "revert": _mem("listing-reindexer", 1536),
+        "fix": _timeout("listing-reindexer", 300), "decoy": _timeout("listing-snapshot", 300),
+        "evidence": [_logs("listing-reindexer", "_bulk", 24, "took 171 s"),
+                     _logs("listing-reindexer", '"Task timed out"', 24, "Task timed out after 120.00 seconds", 5)],
+    },
     # -- memory: the peak sits at the limit and the runtime is killed: raise memory --
     "memory_csv_importer": {
         "wrong": _timeout("csv-importer", 300), "revert": _timeout("csv-importer", 120),
@@ -136,6 +149,20 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "evidence": [_logs("podcast-encoder", '"signal: killed"', 24, "Runtime.ExitError", 5),
                      _metric("podcast-encoder", "MaxMemoryUsed", 24, '"max": 768', 600)],
     },
+    "memory_document_bundler": {
+        "wrong": _timeout("document-bundler", 900), "revert": _timeout("document-bundler", 300),
+        "fix": _mem("document-bundler", 2048), "decoy": _mem("bundle-notifier", 2048),
+        "evidence": [_logs("document-bundler", '"heap out of memory"', 24, "Reached heap limit", 5),
+                     _logs("document-bundler", '"signal: killed"', 24, "Runtime.ExitError", 5),
+                     _metric("document-bundler", "MaxMemoryUsed", 24, '"max": 1024')],
+    },
+    "memory_invoice_ocr": {
+        "wrong": _timeout("invoice-ocr", 600), "revert": _timeout("invoice-ocr", 180),
+        "fix": _mem("invoice-ocr", 4096), "decoy": _mem("ocr-archiver", 4096),
+        "evidence": [_logs("invoice-ocr", "MemoryError", 24, "600 dpi", 5),
+                     _logs("invoice-ocr", '"signal: killed"', 24, "Runtime.ExitError", 5),
+                     _metric("invoice-ocr", "MaxMemoryUsed", 24, '"max": 2048')],
+    },
     # -- cold starts: Init Duration on a fraction of requests: provisioned concurrency --
     "cold_start_login_api": {
         "wrong": _mem("login-api", 4096), "revert": _mem("login-api", 2048),
@@ -158,6 +185,20 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "wrong": _mem("catalog-graphql", 3008), "revert": _mem("catalog-graphql", 1536),
         "fix": _pc("catalog-graphql", "production", 25), "decoy": _mem("catalog-importer", 2048),
         "evidence": [_logs("catalog-graphql", '"Init Duration"', 24, "Init Duration: 4", 5)],
+    },
+    "cold_start_booking_availability": {
+        "wrong": _mem("booking-availability", 4096), "revert": _mem("booking-availability", 2048),
+        "fix": _pc("booking-availability", "prod", 40), "decoy": _mem("booking-reminders", 2048),
+        "evidence": [_logs("booking-availability", '"Init Duration"', 24, "Init Duration: 6", 5),
+                     _logs("booking-availability", "AvailabilityApplication", 24, "in 6.", 5),
+                     ("list_versions", {"function_name": "booking-availability"}, '{"name": "prod", "version": "9"}')],
+    },
+    "cold_start_kyc_verify": {
+        "wrong": _mem("kyc-verify", 5120), "revert": _mem("kyc-verify", 2560),
+        "fix": _pc("kyc-verify", "live", 8), "decoy": _timeout("kyc-report", 600),
+        "evidence": [_logs("kyc-verify", '"Init Duration"', 24, "Init Duration: 3", 5),
+                     _config("kyc-verify", '"subnets": ["subnet-0'),
+                     ("list_versions", {"function_name": "kyc-verify"}, '{"name": "live", "version": "5"}')],
     },
     # -- throttling: demand (invocations x duration) above the function's own cap --
     "throttling_email_sender": {
@@ -184,6 +225,21 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "evidence": [_config("ledger-consumer", '"reserved_concurrency": 4'),
                      _logs("ledger-consumer", '"Rate Exceeded"', 24, "Rate Exceeded for shard", 5)],
     },
+    "throttling_sms_gateway": {
+        "wrong": _reserve("sms-gateway", 12), "revert": [],
+        "fix": _reserve("sms-gateway", 25), "decoy": _reserve("sms-delivery-receipts", 30),
+        "evidence": [_config("sms-gateway", '"reserved_concurrency": 6'),
+                     _metric("sms-gateway", "ConcurrentExecutions", 6, '"max": 6'),
+                     _metric("sms-gateway", "Invocations", 6, '"max": 1200')],
+    },
+    "throttling_audit_shipper": {
+        "wrong": _reserve("audit-shipper", 5), "revert": [],
+        "fix": [("remove_reserved_concurrency", {"function_name": "audit-shipper"})],
+        "decoy": _reserve("audit-compactor", 10),
+        "evidence": [_config("audit-shipper", '"reserved_concurrency": 2'),
+                     _metric("audit-shipper", "ConcurrentExecutions", 12, '"max": 2'),
+                     ("get_account_concurrency", {}, '"unreserved": 978')],
+    },
     # -- cost: size memory to ~2x the observed peak; or drop idle provisioned concurrency --
     "cost_webhook_relay": {
         "wrong": _mem("webhook-relay", 128), "revert": [],
@@ -205,6 +261,19 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "wrong": _mem("geofence-check", 256), "revert": [],
         "fix": _mem("geofence-check", 512), "decoy": _mem("geofence-import", 2048),
         "evidence": [_config("geofence-check", '"memory_mb": 4096')],
+    },
+    "cost_feature_flags": {
+        "wrong": _mem("feature-flags-api", 128), "revert": [],
+        "fix": _mem("feature-flags-api", 256), "decoy": _mem("flag-audit-export", 1024),
+        "evidence": [_config("feature-flags-api", '"memory_mb": 3008'),
+                     _metric("feature-flags-api", "MaxMemoryUsed", 96, '"max": 111', 600)],
+    },
+    "cost_sandbox_warm_pool": {
+        "wrong": _mem("partner-sandbox-api", 256), "revert": _mem("partner-sandbox-api", 512),
+        "fix": _pc("partner-sandbox-api", "current", 0), "decoy": _pc("partner-onboarding", "live", 0),
+        "evidence": [_config("partner-sandbox-api", '"provisioned_concurrency": {"current": 25}'),
+                     _metric("partner-sandbox-api", "ConcurrentExecutions", 96, '"max": 2', 600),
+                     _metric("partner-sandbox-api", "MaxMemoryUsed", 96, '"max": 452', 600)],
     },
     # -- errors after a deploy: roll the alias back to the last healthy version --
     "errors_profile_service": {
@@ -228,6 +297,19 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "wrong": _alias("points-ledger", "stable", 26), "revert": [],
         "fix": _alias("points-ledger", "stable", 27), "decoy": _alias("points-expiry", "stable", 11),
         "evidence": [_logs("points-ledger", "InvalidOperation", 24, '"v": "28"', 5)],
+    },
+    "errors_shipment_tracker": {
+        "wrong": _alias("shipment-tracker", "prod", 17), "revert": [],
+        "fix": _alias("shipment-tracker", "prod", 18), "decoy": _alias("shipment-notifier", "prod", 5),
+        "evidence": [_logs("shipment-tracker", "TypeError", 24, '"v": "19"', 5),
+                     ("list_versions", {"function_name": "shipment-tracker"}, '{"name": "prod", "version": "19"}')],
+    },
+    "errors_recipe_canary": {
+        "wrong": _alias("recipe-api", "live", 34), "revert": [],
+        "fix": _alias("recipe-api", "live", 33), "decoy": _alias("recipe-indexer", "live", 10),
+        "evidence": [_logs("recipe-api", "ZeroDivisionError", 12, '"v": "34"', 5),
+                     _logs("recipe-api", "rendered", 36, '"v": "33"', 5),
+                     ("list_versions", {"function_name": "recipe-api"}, '"routing": {"34": 0.3}')],
     },
     # -- misleading: the symptom's obvious fix is wrong; the logs say what is --
     "misleading_memory_vs_downstream": {
@@ -268,6 +350,13 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "evidence": [("get_account_concurrency", {}, '"unreserved": 1197'),
                      _config("fx-rates-poller", '"reserved_concurrency": 3')],
     },
+    "misleading_cold_start_blamed": {
+        "wrong": _pc("eta-predictor", "live", 10), "revert": _pc("eta-predictor", "live", 0),
+        "fix": _timeout("eta-predictor", 10), "decoy": _timeout("eta-history", 10),
+        "evidence": [_logs("eta-predictor", "traffic-model", 12, "after 4700 ms"),
+                     _logs("eta-predictor", '"Task timed out"', 12, "Task timed out after 3.00 seconds", 5),
+                     _logs("eta-predictor", '"Init Duration"', 24, "Init Duration: 4", 5)],
+    },
     # -- configuration left on the wrong qualifier: move it to what serves traffic --
     "config_pc_old_version": {
         "wrong": _pc("session-api", "live", 10), "revert": _pc("session-api", "live", 0),
@@ -300,6 +389,21 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
         "decoy": _timeout("tariff-loader", 900),
         "evidence": [_config("tariff-calculator", '"provisioned_concurrency": {"52": 15}'),
                      _logs("tariff-calculator", '"Init Duration"', 24, "Init Duration: 2", 5)],
+    },
+    "config_release_not_promoted": {
+        "wrong": _alias("consent-service", "live", 42), "revert": [],
+        "fix": _alias("consent-service", "live", 41), "decoy": _alias("consent-export", "live", 2),
+        "evidence": [("list_versions", {"function_name": "consent-service"}, "approved by legal"),
+                     ("list_versions", {"function_name": "consent-service"}, '{"name": "live", "version": "40"}'),
+                     _logs("consent-service", '"banner=v40"', 24, '"v": "40"', 5)],
+    },
+    "config_pc_load_test_alias": {
+        "wrong": _pc("seat-map-api", "prod", 20), "revert": _pc("seat-map-api", "prod", 0),
+        "fix": _pc("seat-map-api", "loadtest", 0) + _pc("seat-map-api", "prod", 20),
+        "decoy": _mem("seat-hold-expirer", 512),
+        "evidence": [_config("seat-map-api", '"provisioned_concurrency": {"loadtest": 18}'),
+                     _logs("seat-map-api", '"Init Duration"', 24, "Init Duration: 2", 5),
+                     _metric("seat-map-api", "ConcurrentExecutions", 24, '"p50": 18')],
     },
     # -- questions: the number comes from the right window; nothing may change --
     "query_p99_week": {
@@ -351,6 +455,15 @@ PLAYBOOK: dict[str, dict[str, Any]] = {
                      _logs("payment-authorizer", "CardDeclined", 24, '"matched": 59', 1)],
         "answer": "payment-authorizer logged 394 card-declined events in the last six days.",
         "wrong_answer": "payment-authorizer logged 59 card-declined events.",
+    },
+    "query_throttle_count": {
+        "wrong": _reserve("batch-enricher", 40), "revert": _reserve("batch-enricher", 20),
+        "fix": [], "decoy": _mem("batch-dispatcher", 1024),
+        "evidence": [_metric("batch-enricher", "Throttles", 96, '"sum": 2482'),
+                     _metric("batch-enricher", "Throttles", 96, '"sum": 2482', 3600),
+                     _metric("batch-enricher", "Throttles", 24, '"sum": 143')],
+        "answer": "AWS throttled 2,482 batch-enricher invocations over the past 4 days (96 h), most in a burst ~70 h ago.",
+        "wrong_answer": "batch-enricher had 143 throttled invocations.",
     },
 }
 

@@ -60,10 +60,11 @@ def test_suite_size_types_and_splits() -> None:
     assert "general" not in types
     assert len(types) >= 8, types
     splits = Counter(s.split for s in SPECS.values())
-    assert 22 <= splits["train"] <= 30 and 7 <= splits["dev"] <= 10 and 8 <= splits["test"] <= 12, splits
+    # >= 20 held-out test scenarios, so a real difference between two contexts can be significant
+    assert 22 <= splits["train"] <= 30 and 7 <= splits["dev"] <= 10 and 20 <= splits["test"] <= 30, splits
     for task_type in types:
         per = Counter(s.split for s in SPECS.values() if s.task_type == task_type)
-        assert 2 <= per["train"] <= 4 and per["dev"] >= 1 and 1 <= per["test"] <= 2, (task_type, per)
+        assert 2 <= per["train"] <= 4 and per["dev"] >= 1 and 2 <= per["test"] <= 4, (task_type, per)
 
 
 def test_every_file_declares_its_split_and_keeps_ids_out() -> None:
