@@ -7,10 +7,11 @@ described and never used), and it costs prompt tokens on every run. So:
 1. failed calls go (an error status, or a result that is an error message);
 2. repeated identical calls (same tool, same arguments) keep only the first;
 3. the last call stays (the change that fixed it, the query that answered);
-4. an earlier call stays when its result was *used*: it shares a word (a
-   name, a column, a number) with the arguments of a call kept after it, or
-   with the final answer. This is followed backwards, so the look-up that
-   found the table a later look-up described is kept too.
+4. an earlier call stays when its result was *used*: it tells a word (a
+   name, a column, a number — beyond echoing its own arguments) found in the
+   arguments of a call kept after it, or in the final answer. This is
+   followed backwards, so the look-up that found the table a later look-up
+   described is kept too; a search that found nothing tells nothing.
 
 It knows no agent's tools: what was used is read from the data flow between
 calls. Every text is redacted before it can reach ``context.yaml``.
@@ -42,9 +43,22 @@ true false none the a an of to for with was is are it this that and or no yes ok
 """.split())
 
 
+def _salient(word: str) -> bool:
+    return word not in _COMMON and (len(word) >= 3 or (word.isdigit() and len(word) >= 2))
+
+
 def _words(value: Any) -> set[str]:
+    """Names and numbers in a value; ``c.email`` also counts as ``email``, ``timeout_s`` as ``timeout``.
+
+    Of a dict of arguments only the values count (the keys are the tool's schema, not data).
+    """
+    if isinstance(value, dict):
+        value = list(value.values())
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _COMMON and (len(w) >= 3 or (w.isdigit() and len(w) >= 2))}
+    out: set[str] = set()
+    for word in _WORD.findall(text.lower()):
+        out.update(w for w in (word, *re.split(r"[._]", word)) if _salient(w))
+    return out
 
 
 def _failed(call: dict[str, Any]) -> bool:
@@ -71,7 +85,9 @@ def shorten_calls(tool_calls: Sequence[dict[str, Any]], final_answer: str) -> li
     kept = [len(calls) - 1]
     needed = _words(calls[-1].get("args")) | _words(final_answer)
     for i in range(len(calls) - 2, -1, -1):
-        if _words(calls[i].get("output") or "") & needed:
+        # What a result says beyond echoing its own arguments (a search that found nothing says nothing).
+        told = _words(calls[i].get("output") or "") - _words(calls[i].get("args"))
+        if told & needed:
             kept.append(i)
             needed |= _words(calls[i].get("args"))
     return [calls[i] for i in sorted(kept)]
