@@ -180,7 +180,19 @@ def test_a_demo_over_its_token_bound_is_cut_then_refused() -> None:
 SQL_TRAIN, SQL_DEV = "customers_by_region", "customers_count"
 
 
-def sql_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, splits: dict[str, str]) -> Path:
+@pytest.fixture(scope="module")
+def sql_db_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One generated database for the module's tests (generating it takes seconds)."""
+    return tmp_path_factory.mktemp("sql-db")
+
+
+@pytest.fixture
+def sql_db(sql_db_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("SQL_ANALYST_CACHE_DIR", str(sql_db_dir))
+    return sql_db_dir
+
+
+def sql_repo(tmp_path: Path, splits: dict[str, str]) -> Path:
     root = tmp_path / "analytics"
     (root / "evals" / "sql_analyst" / "scenarios").mkdir(parents=True)
     shutil.copytree(REPO / "prompts" / "sql_analyst", root / "prompts" / "sql_analyst")
@@ -192,7 +204,6 @@ def sql_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, splits: dict[str, 
         write_yaml(root / "evals" / "sql_analyst" / "scenarios" / f"{name}.yaml", data)
     (root / "selfheal.yaml").write_text("agent: sql_analyst\nembeddings: {provider: none}\n")
     (root / ".gitignore").write_text(".selfheal/\n")
-    monkeypatch.setenv("SQL_ANALYST_CACHE_DIR", str(tmp_path / "db"))
     return root
 
 
@@ -211,9 +222,8 @@ def sql_turns(name: str) -> list[Turn]:
     ]
 
 
-def test_sql_analyst_verified_answer_becomes_a_short_redacted_demo(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = load_settings(sql_repo(tmp_path, monkeypatch, {SQL_TRAIN: "train"}), env={})
+def test_sql_analyst_verified_answer_becomes_a_short_redacted_demo(tmp_path: Path, sql_db: Path) -> None:
+    settings = load_settings(sql_repo(tmp_path, {SQL_TRAIN: "train"}), env={})
     task = task_of(settings, SQL_TRAIN)
     naive = [[("run_sql", {"query": "SELECT region, COUNT(*) FROM customers GROUP BY region"})]]
 
@@ -328,8 +338,8 @@ def test_embedding_retrieval_prefers_the_same_type_then_the_closest_task() -> No
     assert ranked[0][0].task == "the checkout api times out"     # no type match: the closest task
 
 
-def test_the_sql_prompt_shows_a_chosen_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = load_settings(sql_repo(tmp_path, monkeypatch, {SQL_TRAIN: "train"}), env={})
+def test_the_sql_prompt_shows_a_chosen_demo(tmp_path: Path, sql_db: Path) -> None:
+    settings = load_settings(sql_repo(tmp_path, {SQL_TRAIN: "train"}), env={})
     demo = fake_demo("customers", 1)
     path = settings.prompts_dir / "context.yaml"
     path.write_text(context_with_demos(path.read_text(), [demo], bump_version=True))
@@ -366,9 +376,9 @@ def test_optimize_demos_publishes_the_chosen_set_through_gitops(lambda_settings:
 
 
 def test_cli_bootstraps_selects_and_writes_a_context_that_lints_clean(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sql_db: Path
 ) -> None:
-    root = sql_repo(tmp_path, monkeypatch, {SQL_TRAIN: "train", SQL_DEV: "dev"})
+    root = sql_repo(tmp_path, {SQL_TRAIN: "train", SQL_DEV: "dev"})
     with OpenAIStub() as stub:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
         monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
@@ -401,8 +411,8 @@ def test_cli_bootstraps_selects_and_writes_a_context_that_lints_clean(
 
 
 def test_cli_says_why_nothing_was_proposed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
-    root = sql_repo(tmp_path, monkeypatch, {SQL_TRAIN: "train", SQL_DEV: "dev"})
+                                           capsys: pytest.CaptureFixture[str], sql_db: Path) -> None:
+    root = sql_repo(tmp_path, {SQL_TRAIN: "train", SQL_DEV: "dev"})
     before = (root / "prompts" / "sql_analyst" / "context.yaml").read_text()
     with OpenAIStub() as stub:
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")

@@ -70,6 +70,9 @@ def optimize(
     if demos:
         from selfheal.cli.demos_view import run_demos
 
+        if keep_dir or epochs != 1:
+            raise click.UsageError("--keep and --epochs are for cheatsheet learning, not --demos")
+
         run_demos(ctx, dataset=dataset, train_split=train_split, dev_split=validate_split, names=names, k=k,
                   temperature=temperature, seeds=seeds, budget_tokens=budget_tokens, max_demos=max_demos,
                   jobs=jobs, apply_=apply_, publish=publish, output=output, as_json=as_json)

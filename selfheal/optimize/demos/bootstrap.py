@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from selfheal.context.model import DemoProvenance
 from selfheal.optimize.demos.model import Attempt, DemoPool, Demonstration, PhaseCost
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
     from selfheal.config import Settings
+    from selfheal.redact import Redactor
 
 #: (temperature, seed) -> the chat model of one attempt.
 ModelFactory = Callable[[float, int], "BaseChatModel"]
@@ -89,6 +91,73 @@ def _identity(model: object, configured: str, injected: bool) -> str:
     return configured
 
 
+@dataclass
+class _Bootstrap:
+    """What every attempt of one bootstrap shares."""
+
+    settings: Settings
+    evaluators: Any            # the dataset's EvaluatorConfig
+    custom: list[Any]          # the dataset's own evaluators, imported once
+    factory: ModelFactory
+    injected: bool             # the caller gave the model factory (name the model by its class)
+    redactor: Redactor
+    created: str
+    max_demo_tokens: int
+
+    def attempt(self, ex: Any, temperature: float, seed: int) -> tuple[Attempt, Demonstration | None]:
+        """One run of ``ex`` at (temperature, seed): the attempt's record and the demo it became, if any."""
+        from selfheal.agent.runner import run_task
+        from selfheal.errors import SelfhealError
+        from selfheal.evaluation.evaluators import evaluate_outcome
+        from selfheal.models.providers import model_identity
+
+        run_settings = attempt_settings(self.settings, temperature, seed)
+        attempt = Attempt(example=ex.name, task_type=ex.task_type, seed=seed, temperature=temperature)
+        model = self.factory(temperature, seed)
+        try:
+            outcome = run_task(
+                run_settings, ex.task, scenario=ex.scenario or None, model=model, learn=False,
+                metadata={"example_id": ex.id, "split": ex.split, "bootstrap_seed": seed,
+                          "bootstrap_temperature": temperature},
+                tags=["bootstrap"],
+            )  # fmt: skip
+        except SelfhealError as exc:
+            attempt.reason = exc.message
+            attempt.run_id = getattr(exc, "selfheal_run_id", None)
+            return attempt, None
+        passed, _score, _scores = evaluate_outcome(ex, outcome, self.evaluators, custom=self.custom)
+        attempt.run_id = outcome.run_id
+        attempt.verified = outcome.verified
+        attempt.success = bool(outcome.verified and outcome.success and passed)
+        attempt.model_calls = outcome.steps
+        attempt.tokens = int((outcome.usage or {}).get("total_tokens", 0) or 0)
+        attempt.latency_s = outcome.latency_s
+        if not outcome.success:
+            attempt.reason = outcome.error_type or outcome.reason
+        elif not outcome.verified:
+            attempt.reason = "not verified: the environment had no checks for this run"
+        elif not passed:
+            attempt.reason = "the dataset's evaluators did not pass it"
+        if not attempt.success:
+            return attempt, None
+        identity = _identity(model, outcome.model or model_identity(run_settings), self.injected)
+        provenance = DemoProvenance(
+            run_id=outcome.run_id, example=ex.name, split=ex.split, seed=seed, temperature=temperature,
+            model=identity, context_version=outcome.context_version, cheatsheet_version=outcome.cheatsheet_version,
+            created=self.created,
+        )  # fmt: skip
+        demo = build_demonstration(
+            task=ex.task, task_type=ex.task_type, tool_calls=outcome.tool_calls, final_answer=outcome.final_answer,
+            used_entries=outcome.used_entries, provenance=provenance, redactor=self.redactor,
+            max_tokens=self.max_demo_tokens,
+        )  # fmt: skip
+        if demo is None:
+            attempt.reason = f"verified, but no demonstration fits {self.max_demo_tokens} tokens"
+        else:
+            attempt.demo_id = demo.id
+        return attempt, demo
+
+
 def bootstrap_demos(
     settings: Settings,
     *,
@@ -108,12 +177,9 @@ def bootstrap_demos(
     pass a scripted one); default: the configured model at that sampling.
     Demos with identical content (two attempts that did the same) are kept once.
     """
-    from selfheal.agent.runner import run_task
     from selfheal.errors import SelfhealError
     from selfheal.evaluation.custom import load_evaluator
     from selfheal.evaluation.dataset import load_dataset
-    from selfheal.evaluation.evaluators import evaluate_outcome
-    from selfheal.models.providers import model_identity
     from selfheal.redact import make_redactor
 
     ds = load_dataset(settings, dataset)
@@ -121,60 +187,22 @@ def bootstrap_demos(
     if not examples:
         raise SelfhealError(f"dataset '{ds.name}' has no examples in split '{split}'")
     seed_list = attempt_seeds(settings, k, seeds)
-    factory = model_factory or default_model_factory(settings)
-    redactor = make_redactor(settings)
-    custom = [(spec, load_evaluator(spec.function, settings.root)) for spec in ds.spec.evaluators.custom]
-    created = datetime.now(UTC).replace(microsecond=0).isoformat()
+    run = _Bootstrap(
+        settings=settings, evaluators=ds.spec.evaluators,
+        custom=[(spec, load_evaluator(spec.function, settings.root)) for spec in ds.spec.evaluators.custom],
+        factory=model_factory or default_model_factory(settings), injected=model_factory is not None,
+        redactor=make_redactor(settings), created=datetime.now(UTC).replace(microsecond=0).isoformat(),
+        max_demo_tokens=max_demo_tokens,
+    )  # fmt: skip
     pool = DemoPool()
     demos: dict[str, Demonstration] = {}
     started = time.perf_counter()
     with _kept_warm(settings):
         for ex in examples:
             for seed in seed_list:
-                run_settings = attempt_settings(settings, temperature, seed)
-                attempt = Attempt(example=ex.name, task_type=ex.task_type, seed=seed, temperature=temperature)
-                model = factory(temperature, seed)
-                try:
-                    outcome = run_task(
-                        run_settings, ex.task, scenario=ex.scenario or None, model=model, learn=False,
-                        metadata={"example_id": ex.id, "split": ex.split, "bootstrap_seed": seed,
-                                  "bootstrap_temperature": temperature},
-                        tags=["bootstrap"],
-                    )  # fmt: skip
-                except SelfhealError as exc:
-                    attempt.reason = exc.message
-                    attempt.run_id = getattr(exc, "selfheal_run_id", None)
-                else:
-                    passed, _score, _scores = evaluate_outcome(ex, outcome, ds.spec.evaluators, custom=custom)
-                    attempt.run_id = outcome.run_id
-                    attempt.verified = outcome.verified
-                    attempt.success = bool(outcome.verified and outcome.success and passed)
-                    attempt.reason = outcome.reason if outcome.success else (outcome.error_type or outcome.reason)
-                    if outcome.success and not outcome.verified:
-                        attempt.reason = "not verified: the environment had no checks for this run"
-                    elif outcome.success and not passed:
-                        attempt.reason = "the dataset's evaluators did not pass it"
-                    attempt.model_calls = outcome.steps
-                    attempt.tokens = int((outcome.usage or {}).get("total_tokens", 0) or 0)
-                    attempt.latency_s = outcome.latency_s
-                    if attempt.success:
-                        provenance = DemoProvenance(
-                            run_id=outcome.run_id, example=ex.name, split=ex.split, seed=seed,
-                            temperature=temperature,
-                            model=_identity(model, outcome.model or model_identity(run_settings), model_factory is not None),
-                            context_version=outcome.context_version, cheatsheet_version=outcome.cheatsheet_version,
-                            created=created,
-                        )  # fmt: skip
-                        demo = build_demonstration(
-                            task=ex.task, task_type=ex.task_type, tool_calls=outcome.tool_calls,
-                            final_answer=outcome.final_answer, used_entries=outcome.used_entries,
-                            provenance=provenance, redactor=redactor, max_tokens=max_demo_tokens,
-                        )  # fmt: skip
-                        if demo is None:
-                            attempt.reason = f"verified, but no demonstration fits {max_demo_tokens} tokens"
-                        else:
-                            demos.setdefault(demo.id, demo)
-                            attempt.demo_id = demo.id
+                attempt, demo = run.attempt(ex, temperature, seed)
+                if demo is not None:
+                    demos.setdefault(demo.id, demo)
                 pool.attempts.append(attempt)
                 if on_attempt is not None:
                     on_attempt(attempt)

@@ -127,8 +127,10 @@ def build_demonstration(
     dropped = len(tool_calls) - len(kept)
     safe_task = redactor.redact_text(" ".join(task.split()))
     answer = redactor.redact_text(answer_line(final_answer))
-    safe_calls = [(str(c.get("name") or "?"), redactor.redact(c.get("args")), redactor.redact_text(str(c.get("output") or "")))
-                  for c in kept]  # fmt: skip
+    safe_calls = [
+        (str(c.get("name") or "?"), redactor.redact(c.get("args")), redactor.redact_text(str(c.get("output") or "")))
+        for c in kept
+    ]
     while safe_calls:
         for chars in RESULT_CHARS:
             calls = [DemoCall(name=n, args=a, result=_one_line(r, chars)) for n, a, r in safe_calls]
