@@ -42,7 +42,7 @@ def run_demos(
     from selfheal.yamlio import atomic_write_text
 
     settings = load_cli_settings(ctx)
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def on_attempt(a: Attempt) -> None:
         mark = "[green]verified[/]" if a.success else "[red]no[/]"

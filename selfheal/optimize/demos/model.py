@@ -25,10 +25,17 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _shown(value: Any) -> str:
+    # A multi-line argument (a SQL query) on one line: a demo line is one call.
+    if isinstance(value, str):
+        value = " ".join(value.split())
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 def format_args(args: Any) -> str:
     """``function_name="checkout-api", timeout_s=10``: keyword arguments as a call shows them."""
     if isinstance(args, dict):
-        return ", ".join(f"{k}={json.dumps(v, ensure_ascii=False, default=str)}" for k, v in args.items())
+        return ", ".join(f"{k}={_shown(v)}" for k, v in args.items())
     if args in (None, "", [], {}):
         return ""
     return json.dumps(args, ensure_ascii=False, default=str)
