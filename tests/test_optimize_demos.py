@@ -427,3 +427,19 @@ def test_cli_says_why_nothing_was_proposed(tmp_path: Path, monkeypatch: pytest.M
     assert data["attempts"][0]["success"] is False and data["demos"] == [] and data["files"] == []
     assert "no attempt" in data["reasons"][0] and "verified" in data["reasons"][0]
     assert (root / "prompts" / "sql_analyst" / "context.yaml").read_text() == before
+
+
+def test_a_run_shows_the_model_the_demo_retrieved_for_its_task_type(lambda_settings: Settings) -> None:
+    from selfheal.agent.runner import run_task
+
+    path = lambda_settings.prompts_dir / "context.yaml"
+    demos = [fake_demo("lambda_timeout", 1), fake_demo("lambda_memory", 1)]
+    path.write_text(context_with_demos(path.read_text(), demos))
+    settings = load_settings(lambda_settings.root, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none",
+                                                        "SELFHEAL_CONTEXT_MAX_EXAMPLES": "1"})
+    model = model_of(Playbook({task_of(settings, "lambda_timeout"): (TIMEOUT_CAREFUL, TIMEOUT_ANSWER)}))
+    outcome = run_task(settings, None, scenario="lambda_timeout", model=model, learn=False)
+    assert outcome.success
+    system = str(model.calls[0]["messages"][0].content)
+    assert "Task: a lambda_timeout task number 1" in system and "a lambda_memory task" not in system
+    assert system.index("Examples of similar tasks:") > system.index("Rules:")
