@@ -271,7 +271,7 @@ def test_selection_takes_the_best_dev_score_within_the_budget(lambda_settings: S
     sel = select_demos(lambda_settings, pool, budget_tokens=10_000, dev_eval=dev)
     labels = [c.label for c in sel.candidates]
     assert labels[0] == "none" and len(labels) == len(dev.seen) == 3  # every candidate evaluated, in a scratch copy
-    assert sel.chosen.ids == sorted([a1.id, a2.id, b1.id], key=[a1.id, b1.id, a2.id].index)
+    assert sel.chosen.ids == [a1.id, b1.id, a2.id]  # up to 3: the task types in turn
     assert sel.chosen.score is not None and sel.chosen.score.passed == 7
     # The user's context was never touched while scoring.
     assert not [e for e in load_context(lambda_settings.prompts_dir).examples if e.source == "bootstrapped"]
@@ -285,15 +285,17 @@ def test_selection_takes_the_best_dev_score_within_the_budget(lambda_settings: S
 
 
 def test_selection_ties_go_to_fewer_tokens(lambda_settings: Settings) -> None:
-    short, long_ = fake_demo("alpha", 1), fake_demo("beta", 1, padding=40)
-    sel = select_demos(lambda_settings, DemoPool(demos=[short, long_]), budget_tokens=10_000,
-                       dev_eval=scored_by({short.id: 2, long_.id: 0}))
-    # "best-per-type" (both) ties with... nothing cheaper scores as well except a set without long_:
-    assert sel.chosen.score is not None and sel.chosen.score.passed == 4
-    assert sel.chosen.tokens == min(c.tokens for c in sel.candidates if c.score == sel.chosen.score)
-    # Scoring nothing better than the hand-written examples keeps them alone.
-    flat = select_demos(lambda_settings, DemoPool(demos=[short, long_]), budget_tokens=10_000, dev_eval=scored_by({}))
-    assert flat.chosen.label == "none"
+    a1, a2, b1 = fake_demo("alpha", 1), fake_demo("alpha", 2, padding=40), fake_demo("beta", 1)
+    pool = DemoPool(demos=[a1, a2, b1])
+    # a2 adds nothing on dev: "best-per-type" (a1, b1) and "up-to-3" (all three) tie; the cheaper wins.
+    sel = select_demos(lambda_settings, pool, budget_tokens=10_000, dev_eval=scored_by({a1.id: 2, b1.id: 1}))
+    by_label = {c.label: c for c in sel.candidates}
+    assert by_label["best-per-type"].score == by_label["up-to-3"].score
+    assert by_label["best-per-type"].tokens < by_label["up-to-3"].tokens
+    assert sel.chosen.label == "best-per-type" and sorted(sel.chosen.ids) == sorted([a1.id, b1.id])
+    # Nothing scoring better than the hand-written examples alone: they stay alone.
+    flat = select_demos(lambda_settings, pool, budget_tokens=10_000, dev_eval=scored_by({}))
+    assert flat.chosen.label == "none" and flat.chosen.demos == []
 
 
 def test_candidate_sets_never_exceed_the_budget() -> None:
