@@ -82,6 +82,7 @@ def _markdown(pool: DemoPool, selection: Selection, dataset: str, dev_split: str
 
 def _lint_errors(settings: Settings, text: str) -> list[str]:
     """Lint the candidate context in a scratch copy of the prompts (errors only)."""
+    import shutil
     import tempfile
 
     from selfheal.agents.registry import get_agent
@@ -89,8 +90,6 @@ def _lint_errors(settings: Settings, text: str) -> list[str]:
     from selfheal.optimize.demos.select import variant_settings
 
     with tempfile.TemporaryDirectory(prefix="selfheal-demos-lint-") as tmp:
-        import shutil
-
         target = Path(tmp) / "prompts" / settings.agent
         shutil.copytree(settings.prompts_dir, target)
         (target / CONTEXT_FILENAME).write_text(text, encoding="utf-8")
