@@ -83,6 +83,18 @@ class ThresholdsSettings(_Section):
     context_token_budget: int = Field(3000, ge=100)
 
 
+class ContextSettings(_Section):
+    """``context:`` in selfheal.yaml: how the context's few-shot examples reach the prompt.
+
+    Up to ``max_examples`` examples are all shown, in the fixed part of the
+    prompt (cached by a local model). A context with more (bootstrapped
+    demonstrations accumulate) shows the ``max_examples`` most relevant to
+    each task instead: same task type first, then by similarity of the task.
+    """
+
+    max_examples: int = Field(4, ge=1, le=50)
+
+
 class AwsSettings(_Section):
     """``simulated`` seeds a moto account from a scenario; ``real`` uses boto3's credentials."""
 
@@ -149,6 +161,7 @@ class Settings(_Section):
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     paths: PathsSettings = Field(default_factory=PathsSettings)
     thresholds: ThresholdsSettings = Field(default_factory=ThresholdsSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)

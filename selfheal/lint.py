@@ -285,8 +285,13 @@ def _lint_prompt(
     if not longest:  # still exercise the template's entry loop
         longest = [_SAMPLE_ENTRY]
     tools = tools or [(name, "") for name in ctx.tools]
+    # With more examples than a prompt shows, a run gets max_examples of them: budget the longest ones.
+    shown = settings.context.max_examples
+    task_examples = (sorted(ctx.examples, key=lambda e: (-count_tokens(f"{e.task}\n{e.trajectory}"), e.id))[:shown]
+                     if len(ctx.examples) > shown else None)
     try:
-        prompt = render_system_prompt(ctx, task=_SAMPLE_TASK, task_type="general", entries=longest, tools=tools)
+        prompt = render_system_prompt(ctx, task=_SAMPLE_TASK, task_type="general", entries=longest, tools=tools,
+                                      task_examples=task_examples)
     except FileFormatError as exc:
         out.add_error(exc)
         return

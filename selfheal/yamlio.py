@@ -144,10 +144,17 @@ def read_yaml(path: Path | str) -> Any:
     return parse_yaml(text, p)
 
 
-def dump_yaml(data: Any) -> str:
-    """Serialise (round-trip) data to YAML text."""
+def dump_yaml(data: Any, *, width: int | None = None) -> str:
+    """Serialise (round-trip) data to YAML text.
+
+    ``width``: where long plain scalars wrap (default 100); a rewrite of a
+    hand-written file passes a large one so its lines stay as they were.
+    """
     buf = io.StringIO()
-    _yaml().dump(data, buf)
+    y = _yaml()
+    if width is not None:
+        y.width = width
+    y.dump(data, buf)
     return buf.getvalue()
 
 

@@ -35,6 +35,7 @@ from selfheal.tokens import count_tokens
 if TYPE_CHECKING:
     from selfheal.cheatsheet.model import Cheatsheet
     from selfheal.config import Settings
+    from selfheal.context.model import AgentContext, Example
 
 _log = logging.getLogger(__name__)
 
@@ -66,12 +67,41 @@ def retrieve_from_cheatsheet(state: AgentState, runtime: Runtime[RunContext]) ->
     context = dict(state.get("context") or {})
     context["cheatsheet_entries"] = entries
     context["version"] = rc.context_version
+    examples = retrieve_task_examples(rc.settings, rc.agent_context, state["task"], state.get("task_type"),
+                                      embedder=rc.embedder)
+    # None: every example fits in the fixed part of the prompt; else the ids retrieved for this task.
+    context["examples"] = None if examples is None else [e.id for e in examples]
     cheatsheet = {
         "version": rc.cheatsheet_version,
         "size": len(rc.cheatsheet.entries),
         "entries": entries,
     }
     return {"context": context, "cheatsheet": cheatsheet}
+
+
+def retrieve_task_examples(
+    settings: Settings, ctx: AgentContext, task: str, task_type: str | None, *, embedder: Any = None
+) -> list[Example] | None:
+    """The context's examples for this task when it holds more than ``context.max_examples``, else None.
+
+    Ranked like entries: same task type first, then embedding similarity of
+    the tasks (the injected embedder, else the configured one; word overlap
+    when embeddings are off or unavailable).
+    """
+    from selfheal.context.examples import needs_retrieval, retrieve_examples
+
+    limit = settings.context.max_examples
+    if not needs_retrieval(ctx, limit):
+        return None
+    if embedder is None and settings.embeddings.provider != "none":
+        from selfheal.errors import ModelError
+        from selfheal.models.embeddings import make_embedder
+
+        try:
+            embedder = make_embedder(settings)
+        except ModelError as exc:
+            _log.warning("embedding retrieval of examples unavailable (%s); using word overlap", exc)
+    return retrieve_examples(ctx, task, task_type, max_examples=limit, embedder=embedder)
 
 
 def _ranked_entries(rc: RunContext, task: str, task_type: str | None, top_k: int) -> list[dict[str, Any]]:
@@ -287,12 +317,15 @@ def execute_task(
     started = time.perf_counter()
     entries = (state.get("context") or {}).get("cheatsheet_entries", [])
     entry_objs = [rc.cheatsheet.get(e["id"]) for e in entries]
+    example_ids = (state.get("context") or {}).get("examples")
+    by_id = {e.id: e for e in rc.agent_context.examples}
     system_prompt = render_system_prompt(
         rc.agent_context,
         task=state["task"],
         task_type=state.get("task_type", "general"),
         entries=[e for e in entry_objs if e is not None],
         tools=_tool_descriptions(rc),
+        task_examples=None if example_ids is None else [by_id[i] for i in example_ids if i in by_id],
     )
     messages: list[BaseMessage] = [SystemMessage(content=system_prompt), HumanMessage(content=state["task"])]
     executor = getattr(rc.session, "executor", None)

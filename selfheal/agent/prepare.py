@@ -41,6 +41,8 @@ class PreparedContext:
     system_prompt: str
     entries: list[PreparedEntry] = field(default_factory=list)
     context_version: str = ""
+    # The few-shot examples retrieved for this task (ids); None: all of them are in the fixed part.
+    examples: list[str] | None = None
     cheatsheet_version: str = ""
 
     def used_entries(self, answer: str) -> list[str]:
@@ -68,7 +70,7 @@ def prepare_context(
     agent's tool names, undescribed) supply the descriptions the template
     shows, with ``context.yaml``'s overrides applied.
     """
-    from selfheal.agent.nodes import rank_entries
+    from selfheal.agent.nodes import rank_entries, retrieve_task_examples
     from selfheal.agents.registry import get_agent
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.context.loader import load_context
@@ -82,8 +84,9 @@ def prepare_context(
     hits = rank_entries(settings, cheatsheet, task, kind, settings.thresholds.top_k)
     described = ([(t.name, t.description or "") for t in tools] if tools is not None
                  else [(name, "") for name in plugin.tool_names()])
+    examples = retrieve_task_examples(settings, ctx, task, kind)
     prompt = render_system_prompt(ctx, task=task, task_type=kind, entries=[h["entry"] for h in hits],
-                                  tools=described)
+                                  tools=described, task_examples=examples)
     return PreparedContext(
         task=task,
         task_type=kind,
@@ -91,6 +94,7 @@ def prepare_context(
         entries=[PreparedEntry(h["entry"].id, h["entry"].section, h["entry"].text(), bool(h["candidate"]),
                                round(float(h["score"]), 4)) for h in hits],
         context_version=content_version(settings.prompts_dir, settings.root),
+        examples=None if examples is None else [e.id for e in examples],
         cheatsheet_version=content_version(settings.cheatsheet_dir, settings.root),
     )
 

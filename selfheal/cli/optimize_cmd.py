@@ -26,6 +26,17 @@ from selfheal.cli.options import json_option
 @json_option
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
               help="Also copy the learned cheatsheet here, accepted or not (for review).")
+@click.option("--demos", is_flag=True,
+              help="Bootstrap few-shot demonstrations instead: verified train runs, the set chosen on the dev split.")
+@click.option("--k", "k", type=click.IntRange(1, 20), default=2, show_default=True,
+              help="--demos: attempts per train example.")
+@click.option("--temperature", type=click.FloatRange(0.0, 2.0), default=0.7, show_default=True,
+              help="--demos: sampling temperature of the attempts.")
+@click.option("--seed", "seeds", type=int, multiple=True,
+              help="--demos: the attempts' seeds (repeatable; default model.seed, +1 ... for --k attempts).")
+@click.option("--budget-tokens", type=click.IntRange(0), default=800, show_default=True,
+              help="--demos: most prompt tokens the demos may add to one run.")
+@click.option("--max-demos", type=click.IntRange(1), default=None, help="--demos: most demos in the context.")
 @click.pass_context
 def optimize(
     ctx: click.Context,
@@ -41,13 +52,34 @@ def optimize(
     output: str | None,
     as_json: bool,
     keep_dir: str | None,
+    demos: bool,
+    k: int,
+    temperature: float,
+    seeds: tuple[int, ...],
+    budget_tokens: int,
+    max_demos: int | None,
 ) -> None:
     """Learn a cheatsheet on the train split in a scratch copy, validate it against the seed.
 
     The change is kept only when the paired evaluation does not call it a
     regression (the eval gate's margin and alpha). Exit 0 accepted or nothing
     learned, 1 rejected by the gate, 2 usage error.
+
+    With --demos: run the agent --k times per train example, keep the
+    environment-verified successes as demonstrations, score candidate sets on
+    the dev split (--validate-split) within --budget-tokens, and propose the
+    best as bootstrapped examples of context.yaml (--apply / --pr).
     """
+    if demos:
+        from selfheal.cli.demos_view import run_demos
+
+        if keep_dir or epochs != 1:
+            raise click.UsageError("--keep and --epochs are for cheatsheet learning, not --demos")
+
+        run_demos(ctx, dataset=dataset, train_split=train_split, dev_split=validate_split, names=names, k=k,
+                  temperature=temperature, seeds=seeds, budget_tokens=budget_tokens, max_demos=max_demos,
+                  jobs=jobs, apply_=apply_, publish=publish, output=output, as_json=as_json)
+        return
     from pathlib import Path
 
     from rich.console import Console

@@ -9,9 +9,9 @@ part of ``context.yaml`` (excluded from dumps).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from selfheal.cheatsheet.model import Identifier, NonEmpty
 
@@ -26,14 +26,50 @@ class Instruction(BaseModel):
     text: NonEmpty
 
 
+class DemoProvenance(BaseModel):
+    """Where a bootstrapped demonstration came from: the verified run and how it was sampled.
+
+    Enough to find the run's trace again (``run_id``), to reproduce the attempt
+    (model, temperature, seed) and to know which context and cheatsheet it ran
+    with, so a reviewer can judge a demo like any other learned change.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: NonEmpty
+    example: NonEmpty                  # the dataset example's name
+    split: str = "train"
+    seed: int
+    temperature: float = Field(ge=0.0)
+    model: str = ""
+    context_version: str = ""
+    cheatsheet_version: str = ""
+    created: str = ""                  # ISO timestamp of the bootstrap
+
+
 class Example(BaseModel):
-    """A few-shot example: a task and a short trajectory of tool calls and the answer."""
+    """A few-shot example: a task and a short trajectory of tool calls and the answer.
+
+    Hand-written examples need only ``id``, ``task`` and ``trajectory``.
+    ``source: bootstrapped`` marks a demonstration kept from one of the agent's
+    own environment-verified runs; it carries its ``provenance`` and
+    ``task_type`` (used to retrieve it for tasks of its type).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: Identifier
     task: NonEmpty
     trajectory: NonEmpty
+    task_type: str | None = None
+    source: Literal["manual", "bootstrapped"] | None = None
+    provenance: DemoProvenance | None = None
+
+    @model_validator(mode="after")
+    def _bootstrapped_has_provenance(self) -> Example:
+        if self.source == "bootstrapped" and self.provenance is None:
+            raise ValueError("a bootstrapped example needs its provenance (run_id, example, seed, temperature)")
+        return self
 
 
 class ContextFile(BaseModel):

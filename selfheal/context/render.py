@@ -24,6 +24,7 @@ from jinja2 import (
     Template,
     TemplateError,
     TemplateSyntaxError,
+    meta,
 )
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -32,8 +33,11 @@ from selfheal.context.model import AgentContext, Example, Instruction
 from selfheal.errors import FileFormatError
 
 # What the renderer passes to the template (lint checks templates against it).
+# ``examples`` are the fixed few-shot examples (first in the prompt, the same for every
+# task); ``task_examples`` the ones retrieved for this task when the context holds more
+# than ``context.max_examples`` (see selfheal.context.examples), shown in the per-task part.
 TEMPLATE_VARIABLES: frozenset[str] = frozenset(
-    {"task", "task_type", "version", "instructions", "examples", "entries", "tools"}
+    {"task", "task_type", "version", "instructions", "examples", "task_examples", "entries", "tools"}
 )
 USED_PREFIX = "USED:"
 
@@ -112,6 +116,25 @@ def _compile(source_dir: str | None, name: str, source: str) -> Template:
         raise FileFormatError(where, exc.lineno, f"template syntax error: {exc.message}") from None
 
 
+@lru_cache(maxsize=16)
+def _variables(source_dir: str | None, name: str, source: str) -> frozenset[str]:
+    filename = str(Path(source_dir or ".") / name)
+    env = make_environment(Path(source_dir) if source_dir else None, name, source, filename)
+    try:
+        return frozenset(meta.find_undeclared_variables(env.parse(source, name, filename)))
+    except TemplateSyntaxError:
+        return frozenset()
+
+
+def template_variables(ctx: AgentContext) -> frozenset[str]:
+    """The variables the context's template reads (its own text; includes are not followed)."""
+    return _variables(str(ctx.source_dir) if ctx.source_dir else None, ctx.system, ctx.template)
+
+
+def _example_view(e: Example) -> Example:
+    return Example(id=e.id, task=e.task, trajectory=e.trajectory.strip("\n"))
+
+
 def get_template(ctx: AgentContext) -> Template:
     """The context's compiled template (cached on its text)."""
     return _compile(str(ctx.source_dir) if ctx.source_dir else None, ctx.system, ctx.template)
@@ -124,15 +147,30 @@ def render_system_prompt(
     task_type: str,
     entries: Sequence[EntryBase],
     tools: Sequence[tuple[str, str]],
+    task_examples: Sequence[Example] | None = None,
 ) -> str:
-    """The system prompt for one run: context + retrieved entries + tool descriptions."""
+    """The system prompt for one run: context + retrieved entries + tool descriptions.
+
+    ``task_examples``: the examples retrieved for this task (a context with
+    more than ``context.max_examples``); they replace the fixed ``examples``
+    and go to the per-task part, so the fixed prefix stays byte-identical
+    across tasks. A template that does not read ``task_examples`` gets them
+    as ``examples`` instead (shown, at the cost of the cached prefix).
+    """
     template = get_template(ctx)
+    fixed: Sequence[Example] = ctx.examples
+    per_task: list[Example] = []
+    if task_examples is not None:
+        fixed, per_task = [], list(task_examples)
+        if "task_examples" not in template_variables(ctx):
+            fixed, per_task = per_task, []
     variables = {
         "task": task,
         "task_type": task_type,
         "version": ctx.version,
         "instructions": [Instruction(id=i.id, text=_one_line(i.text)) for i in ctx.instructions],
-        "examples": [Example(id=e.id, task=e.task, trajectory=e.trajectory.strip("\n")) for e in ctx.examples],
+        "examples": [_example_view(e) for e in fixed],
+        "task_examples": [_example_view(e) for e in per_task],
         "entries": [PromptEntry(e.id, e.section, e.text(), e.status == "candidate") for e in entries],
         "tools": effective_tools(ctx, tools),
     }
