@@ -260,18 +260,24 @@ def context_yaml_text(
 
     def sync(key: str, items: Sequence[Any], build: Any) -> None:
         old = data.get(key)
-        old_by_id = {str(i.get("id")): i for i in old} if isinstance(old, list) else {}
-        seq = old if isinstance(old, CommentedSeq) else CommentedSeq()
-        keep = [old_by_id.get(i.id) for i in items]
-        seq.clear()
-        for item, existing in zip(items, keep, strict=True):
-            node = existing if existing is not None else CommentedMap()
+        old_list = list(old) if isinstance(old, list) else []
+        index = {str(node.get("id")): j for j, node in enumerate(old_list) if hasattr(node, "get")}
+        seq = CommentedSeq()
+        if items and isinstance(old, CommentedSeq) and old.ca.comment:
+            seq.ca.comment = old.ca.comment  # the comment above the list's first item
+        for item in items:
+            j = index.get(item.id)
+            node = old_list[j] if j is not None else CommentedMap()
             build(node, item)
             seq.append(node)
-            if existing is None:
-                op = added_by.get(item.id)
-                if op is not None:
-                    seq.yaml_set_comment_before_after_key(len(seq) - 1, before=_provenance_comment(op), indent=2)
+            k = len(seq) - 1
+            if j is not None and isinstance(old, CommentedSeq) and j in old.ca.items:
+                seq.ca.items[k] = old.ca.items[j]
+            op = added_by.get(item.id) if j is None else None
+            if op is not None:
+                seq.yaml_set_comment_before_after_key(k, before=_provenance_comment(op), indent=2)
+        if not items and key in data.ca.items:
+            data.ca.items.pop(key)  # a comment after the key would break an empty list's flow style
         data[key] = seq
 
     def instr(node: Any, i: Instruction) -> None:

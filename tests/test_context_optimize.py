@@ -1,0 +1,261 @@
+"""`selfheal optimize` (context): batch reflection, context deltas, vetting, dev selection, test gate, PR.
+
+Scripted agent models succeed only when the system prompt holds the lesson the
+scripted Curator adds, so a variant that carries it really wins on dev and test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.eval_fixtures import AgentScript, make_repo
+from helpers.gitrepo import git, isolate_git
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+
+from selfheal.config import load_settings
+from selfheal.models.fakes import ScriptedChatModel
+from selfheal.optimize.batch_reflect import RunEvidence, batch_prompt, build_batches
+from selfheal.optimize.context_opt import optimize_context
+from selfheal.optimize.digest import RunDigest
+from selfheal.yamlio import read_yaml
+
+REPO = Path(__file__).resolve().parents[1]
+LESSON = "Before answering, read the logs for the exact error and act on the measured need."
+
+
+def _system(messages: list[BaseMessage]) -> str:
+    return next((str(m.content) for m in messages if isinstance(m, SystemMessage)), "")
+
+
+class LessonSensitive(AgentScript):
+    """Fixes a scenario when the prompt holds LESSON (or the scenario is in ``always``), else the wrong fix."""
+
+    def __init__(self, always: set[str]) -> None:
+        super().__init__(default="wrong")
+        self.always = always
+
+    def __call__(self, messages: list[BaseMessage]) -> AIMessage:
+        name = self._name(messages)
+        self.behaviour[name] = "fix" if (name in self.always or LESSON in _system(messages)) else "wrong"
+        return super().__call__(messages)
+
+
+class Role:
+    """A scripted learning role: records every prompt, replies from a list (the last one repeats)."""
+
+    def __init__(self, *replies: dict[str, Any]) -> None:
+        self.replies = list(replies)
+        self.prompts: list[str] = []
+
+    def __call__(self, messages: list[BaseMessage]) -> AIMessage:
+        self.prompts.append("\n".join(str(m.content) for m in messages))
+        reply = self.replies[min(len(self.prompts) - 1, len(self.replies) - 1)]
+        return AIMessage(content=json.dumps(reply))
+
+    def model(self) -> ScriptedChatModel:
+        return ScriptedChatModel([self], repeat=True, model_name="scripted-role")
+
+
+REFLECTION = {"insights": [{"task_type": "lambda_timeout", "diagnosis": "the failed run guessed",
+                            "lesson": "read the logs first", "runs": []}], "entry_tags": {}}
+
+
+def add_lesson(**extra: Any) -> dict[str, Any]:
+    return {"context_operations": [{"op": "add_instruction", "text": LESSON, "reason": "failed runs guessed"}],
+            "cheatsheet_operations": [], **extra}
+
+
+NOOP = {"context_operations": [{"op": "add_instruction", "text": "Keep answers short and name the function.",
+                                "reason": "style"}], "cheatsheet_operations": []}
+
+
+# -- batches: contrastive pairs and ground truth ------------------------------------------
+
+
+def _digest(run_id: str, task_type: str, success: bool) -> RunDigest:
+    return RunDigest(run_id=run_id, task=f"task {run_id}", task_type=task_type, success=success)
+
+
+def test_contrastive_pairs_are_per_task_type_and_ground_truth_only_where_known() -> None:
+    evidence = [
+        RunEvidence(_digest("f-timeout", "timeout", False), "a", "success: the timeout is raised"),
+        RunEvidence(_digest("s-timeout", "timeout", True), "b", None),
+        RunEvidence(_digest("s-memory", "memory", True), "c", None),
+        RunEvidence(_digest("f-memory", "memory", False), "d", None),
+        RunEvidence(_digest("f-cost", "cost", False), "e", None),  # no success of its type
+    ]
+    (batch,) = build_batches(evidence, batch_size=8)
+    assert {(f.run_id, s.run_id) for f, s in batch.pairs} == {("f-timeout", "s-timeout"), ("f-memory", "s-memory")}
+    assert [f.run_id for f in batch.failures] == ["f-cost"]
+    prompt = batch_prompt(batch)
+    pair = prompt.split("=== Pair")[2] if "timeout" in prompt.split("=== Pair")[2] else prompt.split("=== Pair")[1]
+    assert "FAILED run f-timeout" in pair and "SUCCESSFUL run s-timeout" in pair  # side by side, same type
+    assert "GROUND TRUTH:\nsuccess: the timeout is raised" in prompt
+    assert prompt.count("GROUND TRUTH") == 1
+    assert "environment feedback only" in prompt
+    assert "- cost: 0/1 succeeded" in prompt and "- memory: 1/2 succeeded" in prompt
+    small = build_batches(evidence, batch_size=1)
+    assert len(small) == 3 and all(len(b.pairs) + len(b.failures) == 1 for b in small)
+
+
+# -- lambda_ops: end to end ------------------------------------------------------------------
+
+TRAIN = {"timeout_pdf_renderer": "train", "timeout_nightly_etl": "train"}
+DEV = {"timeout_address_validator": "dev"}
+TEST = {n: "test" for n in ["timeout_shipping_quotes", "memory_csv_importer", "memory_java_heap",
+                            "memory_frame_extractor", "memory_podcast_encoder", "cold_start_login_api"]}
+
+
+@pytest.fixture
+def lambda_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    isolate_git(monkeypatch, tmp_path)
+    root = make_repo(tmp_path / "repo", {**TRAIN, **DEV, **TEST})
+    (root / ".gitignore").write_text(".selfheal/\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-qm", "seed")
+    monkeypatch.setenv("SELFHEAL_EMBEDDINGS_PROVIDER", "none")
+    return root
+
+
+def test_lambda_ops_best_dev_variant_early_stops_passes_the_test_gate_and_is_proposed(
+    lambda_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpers.openai_stub import OpenAIStub
+
+    settings = load_settings(lambda_repo, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none"})
+    script = LessonSensitive(always={"timeout_pdf_renderer"})
+    curator = Role(add_lesson(), NOOP)
+    with OpenAIStub() as stub:  # the reflector runs on its own (stub) endpoint
+        for _ in range(2):
+            stub.reply_tool_calls([("batch_reflection", REFLECTION)])
+        settings = load_settings(lambda_repo, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none"}, overrides={
+            "model": {"roles": {"reflector": {"name": "big-critic", "base_url": stub.url, "api_key": "sk-test"}}},
+            "optimize": {"patience": 1},
+        })
+        report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([script], repeat=True),
+                                  curator_model=curator.model(), publish=True)
+        reflector_prompts = [json.dumps(b) for b in stub.bodies]
+    assert report.roles["reflector"].startswith("openai:big-critic@" + stub.url.rstrip("/"))
+    # The reflector saw the failed and the successful timeout run side by side, with the scenario's ground truth.
+    assert "FAILED run" in reflector_prompts[0] and "SUCCESSFUL run" in reflector_prompts[0]
+    assert "GROUND TRUTH" in reflector_prompts[0] and "success:" in reflector_prompts[0]
+    assert [(v.name, v.dev_passed, v.status) for v in report.variants] == [("v1", 1, "best"), ("v2", 1, "scored")]
+    assert report.baseline_dev == 0.0 and report.best == "v1"
+    assert report.early_stop and "did not improve the dev score" in report.early_stop
+    assert report.proposed and not report.reasons, report.reasons
+    assert report.comparison.overall.fail_to_pass == 6
+    (path,) = report.files
+    assert path == "prompts/lambda_ops/context.yaml"
+    assert LESSON in report.files[path] and "learned from runs" in report.files[path]
+    assert any(line.startswith("ADD instruction") and "runs:" in line for line in report.changes)
+    assert report.publish is not None and report.publish.branch.startswith("selfheal/optimize/")
+    body = report.markdown
+    assert "big-critic" in body and "### Cost" in body and "| reflect |" in body and "| select |" in body
+    assert {p.phase for p in report.cost.rows()} >= {"collect", "reflect", "curate", "select", "confirm", "total"}
+    # The role's model identity is on its traced calls.
+    from selfheal.tracing.store import LocalTraceStore
+
+    store = LocalTraceStore.from_settings(settings)
+    try:
+        roles = [r for r in store.list_runs(settings.tracing.project, is_root=True, limit=500)
+                 if (r.extra or {}).get("metadata", {}).get("selfheal_role") == "reflector"]
+    finally:
+        store.close()
+    assert roles and roles[0].extra["metadata"]["role_model"].startswith("openai:big-critic@")
+    # The working tree is untouched: the change lives on the branch.
+    assert LESSON not in (lambda_repo / path).read_text()
+
+
+def test_a_collapsing_variant_is_rejected_with_its_reason_and_nothing_is_proposed(lambda_repo: Path) -> None:
+    settings = load_settings(lambda_repo, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none"})
+    ids = [i["id"] for i in read_yaml(lambda_repo / "prompts" / "lambda_ops" / "context.yaml")["instructions"]]
+    ex_ids = [e["id"] for e in read_yaml(lambda_repo / "prompts" / "lambda_ops" / "context.yaml")["examples"]]
+    collapse = {"context_operations": [{"op": "remove_instruction", "id": i, "reason": "shorter"} for i in ids]
+                + [{"op": "remove_example", "id": e, "reason": "shorter"} for e in ex_ids]
+                + [{"op": "add_instruction", "text": LESSON, "reason": "all in one"}],
+                "cheatsheet_operations": []}
+    script = LessonSensitive(always={"timeout_pdf_renderer"})
+    report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([script], repeat=True),
+                              reflector_model=Role(REFLECTION).model(), curator_model=Role(collapse).model(),
+                              epochs=1, apply=True)
+    (v,) = report.variants
+    assert v.status == "rejected" and v.dev_score is None  # never scored
+    assert any(p.startswith("collapse:") and "optimize.max_shrink" in p for p in v.problems), v.problems
+    assert any(p.startswith("rewrite:") for p in v.problems)
+    assert not report.proposed and not report.applied
+    assert "no variant beat the current context" in report.reasons[0]
+    assert LESSON not in (lambda_repo / "prompts" / "lambda_ops" / "context.yaml").read_text()
+
+
+# -- sql_analyst: ground truth (gold SQL + result), not significant -> says why ----------------
+
+SQL_TRAIN = ["customers_active_buyers_fy2025", "customers_by_region"]
+SQL_DEV = ["customers_count"]
+SQL_TEST = ["customers_by_segment", "customers_top3_spenders"]
+NAIVE = "SELECT COUNT(*) FROM customers"
+
+
+class SqlAgent:
+    """Answers with the gold query when the prompt holds LESSON (or the question is in ``always``)."""
+
+    def __init__(self, root: Path, always: set[str]) -> None:
+        self.by_task = {}
+        for p in (root / "evals" / "sql_analyst" / "scenarios").glob("*.yaml"):
+            data = read_yaml(p)
+            self.by_task[" ".join(str(data["task"]).split())] = (data["name"], str(data["gold_sql"]))
+        self.always = always
+
+    def __call__(self, messages: list[BaseMessage]) -> AIMessage:
+        task = next((" ".join(str(m.content).split()) for m in messages if isinstance(m, HumanMessage)), "")
+        name, gold = self.by_task.get(task, ("?", NAIVE))
+        if any(isinstance(m, ToolMessage) for m in messages):
+            return AIMessage(content="Here is the answer.\nUSED: none")
+        query = gold if (name in self.always or LESSON in _system(messages)) else NAIVE
+        return AIMessage(content="", tool_calls=[{"name": "run_sql", "args": {"query": query}, "id": "c1"}])
+
+
+@pytest.fixture
+def sql_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    pytest.importorskip("sql_analyst")
+    root = tmp_path / "analytics"
+    scen = root / "evals" / "sql_analyst" / "scenarios"
+    scen.mkdir(parents=True)
+    shutil.copytree(REPO / "prompts" / "sql_analyst", root / "prompts" / "sql_analyst")
+    shutil.copytree(REPO / "cheatsheet" / "sql_analyst", root / "cheatsheet" / "sql_analyst")
+    shutil.copy(REPO / "evals" / "sql_analyst" / "dataset.yaml", root / "evals" / "sql_analyst" / "dataset.yaml")
+    for names, split in ((SQL_TRAIN, "train"), (SQL_DEV, "dev"), (SQL_TEST, "test")):
+        for name in names:
+            text = (REPO / "evals" / "sql_analyst" / "scenarios" / f"{name}.yaml").read_text()
+            for s in ("train", "dev", "test"):
+                text = text.replace(f"split: {s}", f"split: {split}")
+            (scen / f"{name}.yaml").write_text(text)
+    (root / "selfheal.yaml").write_text("agent: sql_analyst\nembeddings: {provider: none}\n")
+    monkeypatch.setenv("SQL_ANALYST_CACHE_DIR", str(tmp_path / "db"))
+    return root
+
+
+def test_sql_analyst_reflector_sees_gold_sql_and_result_and_an_insignificant_win_is_not_proposed(
+    sql_repo: Path,
+) -> None:
+    settings = load_settings(sql_repo, env={})
+    agent = SqlAgent(sql_repo, always={"customers_by_region"})
+    reflector = Role({"insights": [{"task_type": "customers", "diagnosis": "conventions missed",
+                                    "lesson": "apply the conventions", "runs": []}], "entry_tags": {}})
+    report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([agent], repeat=True),
+                              reflector_model=reflector.model(), curator_model=Role(add_lesson()).model(),
+                              epochs=1, apply=True)
+    prompt = reflector.prompts[0]
+    gold = str(read_yaml(sql_repo / "evals" / "sql_analyst" / "scenarios" / f"{SQL_TRAIN[0]}.yaml")["gold_sql"])
+    assert "GROUND TRUTH" in prompt and "gold SQL:" in prompt and gold.split()[0] in prompt
+    assert "gold result:" in prompt
+    assert "FAILED run" in prompt and "SUCCESSFUL run" in prompt  # both are customers questions
+    assert report.best == "v1" and report.variants[0].dev_passed == 1
+    assert report.comparison is not None and report.comparison.overall.fail_to_pass == 2
+    assert not report.proposed and not report.applied
+    assert any(r.startswith("not significantly better on test") and "McNemar p" in r for r in report.reasons)
+    assert "Before answering" not in (sql_repo / "prompts" / "sql_analyst" / "context.yaml").read_text()
