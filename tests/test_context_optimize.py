@@ -259,3 +259,30 @@ def test_sql_analyst_reflector_sees_gold_sql_and_result_and_an_insignificant_win
     assert not report.proposed and not report.applied
     assert any(r.startswith("not significantly better on test") and "McNemar p" in r for r in report.reasons)
     assert "Before answering" not in (sql_repo / "prompts" / "sql_analyst" / "context.yaml").read_text()
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def test_cli_optimizes_the_context_by_default_and_says_why_nothing_was_proposed(
+    lambda_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import selfheal.evaluation.runner as runner
+    import selfheal.optimize.roles as roles
+    from selfheal.cli.main import main
+
+    script = LessonSensitive(always={"timeout_pdf_renderer"})
+    monkeypatch.setattr(runner, "_default_factory", lambda settings: lambda: ScriptedChatModel([script], repeat=True))
+    shrink = {"context_operations": [{"op": "remove_instruction", "id": i["id"], "reason": "shorter"}
+                                     for i in read_yaml(lambda_repo / "prompts" / "lambda_ops" / "context.yaml")
+                                     ["instructions"]], "cheatsheet_operations": []}
+    models = {"reflector": Role(REFLECTION).model(), "curator": Role(shrink).model()}
+    monkeypatch.setattr(roles, "make_role_model", lambda settings, role: models[role])
+    with pytest.raises(SystemExit) as info:
+        main(["-C", str(lambda_repo), "optimize", "--epochs", "1", "--pr"])
+    out, err = capsys.readouterr()
+    assert info.value.code in (0, None), err
+    assert "## Context optimization" in out and "| v1 | current | 1 | - | rejected: " in out
+    assert "nothing proposed: no variant beat the current context on the dev split" in err
+    assert "### Cost" in out
+    assert git(lambda_repo, "branch", "--list", "selfheal/*").strip() == ""  # no branch was opened

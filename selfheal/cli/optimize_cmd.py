@@ -1,4 +1,4 @@
-"""``selfheal optimize``: ACE offline epochs — learn on the train split, keep what validates."""
+"""``selfheal optimize``: optimize the agent's context from its traces (or, ``--cheatsheet-only``, learn a cheatsheet)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ from selfheal.cli.options import json_option
 @click.option("--apply", "apply_", is_flag=True, help="Write an accepted cheatsheet into the working tree.")
 @click.option("--pr/--no-pr", "publish", default=False, help="Open an accepted change as a branch + PR.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the Markdown report here.")
+@click.option("--cheatsheet-only", is_flag=True,
+              help="Only learn the cheatsheet online over the train split (the optimizer before context deltas).")
+@click.option("--test-split", default="test", show_default=True,
+              help="Context mode: split the best dev variant is confirmed on against the current context.")
 @json_option
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
               help="Also copy the learned cheatsheet here, accepted or not (for review).")
@@ -36,14 +40,31 @@ def optimize(
     apply_: bool,
     publish: bool,
     output: str | None,
+    cheatsheet_only: bool,
+    test_split: str,
     as_json: bool,
     keep_dir: str | None,
 ) -> None:
-    """Learn a cheatsheet on the train split in a scratch copy, validate it against the seed.
+    """Optimize the agent's context from its own traces; propose the best variant only if it proves better.
 
-    The change is kept only when the paired evaluation does not call it a
-    regression (the eval gate's margin and alpha). Exit 0 accepted or nothing
-    learned, 1 rejected by the gate, 2 usage error.
+    Default (context optimization, ACE offline): run the train split, reflect on
+    the runs in batches (failed vs successful runs of a task type side by side,
+    the dataset's ground truth when it has one), turn the insights into delta
+    operations on instructions, examples, tool descriptions and cheatsheet
+    entries, score each variant on --validate-split (epochs, early stop), and
+    confirm the best on --test-split against the current context. It is
+    proposed (--pr, or --apply) only when significantly better with no task
+    type regressing beyond the gate's margin; otherwise the reasons are
+    printed. Variants that would collapse the context are rejected
+    (optimize.max_shrink). Learning roles may use their own models
+    (model.roles.reflector / curator).
+
+    --cheatsheet-only: learn a cheatsheet online on the train split in a
+    scratch copy and keep it when the paired evaluation on --validate-split
+    does not call it a regression.
+
+    Exit 0 proposed/accepted or nothing to propose, 1 rejected by the test
+    gate, 2 usage error.
     """
     from pathlib import Path
 
@@ -61,6 +82,12 @@ def optimize(
         for line in run.learned:
             err.print(f"  learned: {line}")
 
+    if not cheatsheet_only:
+        _optimize_context(ctx, settings, err, dataset=dataset, train_split=train_split, dev_split=validate_split,
+                          test_split=test_split, names=list(names) or None,
+                          epochs=epochs if epochs != 1 else None, jobs=jobs, apply_=apply_, publish=publish,
+                          output=output, as_json=as_json)
+        return
     report = run_optimize(
         settings, dataset=dataset, train_split=train_split, validate_split=validate_split,
         names=list(names) or None, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
@@ -97,4 +124,37 @@ def optimize(
     if report.decision is not None and not report.decision.passed:
         for reason in report.decision.reasons:
             click.echo(f"gate failed: {reason}", err=True)
+        ctx.exit(1)
+
+
+def _optimize_context(ctx: click.Context, settings: object, err: object, *, dataset: str | None, train_split: str,
+                      dev_split: str, test_split: str, names: list[str] | None, epochs: int | None, jobs: int,
+                      apply_: bool, publish: bool, output: str | None, as_json: bool) -> None:
+    """The default mode: :func:`selfheal.optimize.context_opt.optimize_context`, rendered."""
+    from pathlib import Path
+
+    from selfheal.optimize.context_opt import optimize_context
+    from selfheal.yamlio import atomic_write_text
+
+    report = optimize_context(
+        settings, dataset=dataset, train_split=train_split, dev_split=dev_split,  # type: ignore[arg-type]
+        test_split=test_split, names=names, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
+        progress=sys.stderr.isatty(), on_event=lambda m: err.print(m, markup=False),  # type: ignore[attr-defined]
+    )
+    if output and report.markdown:
+        atomic_write_text(Path(output), report.markdown)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        click.echo(report.markdown or "\n".join(report.reasons))
+        if report.publish is not None:
+            click.echo(f"published branch {report.publish.branch}: {report.publish.pr_url or report.publish.open_hint}")
+        elif report.applied:
+            click.echo(f"applied {len(report.files)} file(s) to the working tree")
+        elif report.proposed:
+            click.echo("accepted: rerun with --apply or --pr to keep it")
+    if not report.proposed:
+        for reason in report.reasons:
+            click.echo(f"nothing proposed: {reason}", err=True)
+    if report.comparison is not None and not report.proposed:
         ctx.exit(1)

@@ -187,13 +187,11 @@ def optimize_context(
         raise SelfhealError(f"dataset '{ds.name}' has no examples in split '{dev_split}' to select variants on")
     reflector = reflector_model or make_role_model(settings, "reflector")
     curator = curator_model or make_role_model(settings, "curator")
-    roles = {"agent": _identity(settings, "agent", None) if model_factory is None else "custom agent model",
+    from selfheal.models.providers import model_identity
+
+    roles = {"agent": model_identity(settings) if model_factory is None else "custom agent model",
              "reflector": _identity(settings, "reflector", reflector_model),
              "curator": _identity(settings, "curator", curator_model)}
-    if model_factory is None:
-        from selfheal.models.providers import model_identity
-
-        roles["agent"] = model_identity(settings)
     report = ContextOptReport(dataset=ds.name, roles=roles)
     meter = report.cost = CostMeter()
     tools = tool_pairs(settings)
