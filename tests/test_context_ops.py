@@ -56,7 +56,7 @@ def test_deltas_apply_render_and_write_round_trip_keeping_comments(tmp_path: Pat
     result = apply_context_ops(ctx, ops, known_tools=tools)
     assert not result.rejected, result.rejected
     assert ctx.instructions[0].text != result.context.instructions[0].text  # the input was not changed
-    assert any("runs: run-aaaa, run-bbbb" in line for line in result.lines)
+    assert any("runs: run-aaaa1111, run-bbbb2222" in line for line in result.lines)
     prompt = render_system_prompt(result.context, task="t", task_type="general", entries=[],
                                   tools=[(t, "d") for t in tools])
     assert "Re-check the result with one more query" in prompt
@@ -66,7 +66,7 @@ def test_deltas_apply_render_and_write_round_trip_keeping_comments(tmp_path: Pat
     write_context(prompts, result.context, added=result.added)
     text = (prompts / "context.yaml").read_text()
     assert text.splitlines()[0] == before.splitlines()[0]  # the header comment is kept
-    assert "learned from runs run-aaaa, run-bbbb" in text  # provenance in the reviewed file
+    assert "learned from runs run-aaaa1111, run-bbbb2222" in text  # provenance in the reviewed file
     reloaded = load_context(prompts)
     assert reloaded.version == ctx.version + 1
     assert [i.id for i in reloaded.instructions] == [i.id for i in result.context.instructions]

@@ -49,6 +49,12 @@ __all__ = [
 EXAMPLE_MAX_CHARS = 2400
 
 
+def run_list(runs: Sequence[str], limit: int = 5) -> str:
+    """The run ids, in full (uuid7 prefixes collide), at most ``limit`` of them."""
+    shown = ", ".join(runs[:limit]) or "no runs"
+    return shown + (f" (+{len(runs) - limit} more)" if len(runs) > limit else "")
+
+
 class _Op(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -56,8 +62,7 @@ class _Op(BaseModel):
     runs: list[str] = Field(default_factory=list)  # provenance: trace ids this delta was learned from
 
     def provenance(self) -> str:
-        ids = ", ".join(r[:8] for r in self.runs) or "no runs"
-        return f"{self.reason or 'no reason given'} (runs: {ids})"
+        return f"{self.reason or 'no reason given'} (runs: {run_list(self.runs)})"
 
 
 class AddInstruction(_Op):
@@ -237,7 +242,7 @@ def apply_context_ops(
 
 
 def _provenance_comment(op: Any) -> str:
-    runs = ", ".join(r[:8] for r in getattr(op, "runs", [])) or "-"
+    runs = run_list(list(getattr(op, "runs", [])))
     reason = " ".join((getattr(op, "reason", "") or "").split())[:120]
     return f"learned from runs {runs}" + (f": {reason}" if reason else "")
 

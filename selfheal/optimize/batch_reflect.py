@@ -245,7 +245,7 @@ class BatchReflection(BaseModel):
     def render(self) -> str:
         lines = []
         for i, ins in enumerate(self.insights, 1):
-            runs = ", ".join(r[:8] for r in ins.runs) or "-"
+            runs = ", ".join(ins.runs) or "-"
             lines.append(f"{i}. [{ins.task_type}] {ins.diagnosis} -> LESSON: {ins.lesson} (runs: {runs})")
         if self.entry_tags:
             lines.append("Entry tags: " + ", ".join(f"{k}={v}" for k, v in self.entry_tags.items()))
