@@ -286,3 +286,73 @@ def test_cli_optimizes_the_context_by_default_and_says_why_nothing_was_proposed(
     assert "nothing proposed: no variant beat the current context on the dev split" in err
     assert "### Cost" in out
     assert git(lambda_repo, "branch", "--list", "selfheal/*").strip() == ""  # no branch was opened
+
+
+# -- vetting, roles, stored evidence: the small rules ---------------------------------------
+
+
+def test_dropping_an_item_with_strong_helpful_evidence_is_a_collapse_reason() -> None:
+    from selfheal.optimize.variants import ContextSize, collapse_reasons
+
+    before = ContextSize(tokens=1000, instructions=5, entries=10, examples=2)
+    after = ContextSize(tokens=960, instructions=5, entries=9, examples=2)
+    reasons = collapse_reasons(before, after, removed=["heur-proven"], changed=[],
+                               evidence={"heur-proven": (4, 1), "heur-noise": (1, 0)}, max_shrink=0.3,
+                               max_rewrite=0.5, strong_helpful=3, kinds={"heur-proven": "entries"})
+    assert reasons == ["drops heur-proven, which has strong helpful evidence (4 helpful, 1 harmful marks)"]
+    assert collapse_reasons(before, after, removed=["heur-noise"], changed=[], evidence={"heur-noise": (1, 0)},
+                            max_shrink=0.3, max_rewrite=0.5, strong_helpful=3) == []
+    tiny = ContextSize(tokens=600, instructions=5, entries=10, examples=2)
+    (why,) = collapse_reasons(before, tiny, removed=[], changed=[], evidence={}, max_shrink=0.3, max_rewrite=0.5,
+                              strong_helpful=3)
+    assert why.startswith("collapse: the rendered context shrinks from 1000 to 600 tokens (40%)")
+
+
+def test_a_role_model_is_the_agents_model_with_the_role_keys_laid_over(tmp_path: Path) -> None:
+    from selfheal.optimize.roles import role_identity, role_settings
+
+    (tmp_path / "selfheal.yaml").write_text(
+        "model: {provider: local, max_tokens: 300, roles: {curator: {name: gpt-4o, base_url: 'http://127.0.0.1:9/v1',"
+        " api_key: sk-x}}}\n"
+    )
+    settings = load_settings(tmp_path, env={})
+    assert role_settings(settings, "reflector") is settings  # no role section: the agent's model
+    cur = role_settings(settings, "curator").model
+    assert (cur.provider, cur.name, cur.base_url, cur.max_tokens) == ("openai", "gpt-4o", "http://127.0.0.1:9/v1", 300)
+    assert role_identity(settings, "curator") == "openai:gpt-4o@http://127.0.0.1:9/v1"
+    assert role_identity(settings, "reflector").startswith("local:")
+
+
+def test_stored_runs_never_include_held_out_examples_or_the_optimizers_own_runs(lambda_repo: Path) -> None:
+    from datetime import UTC, datetime
+
+    from selfheal.evaluation.dataset import load_dataset
+    from selfheal.optimize.context_opt import stored_runs
+    from selfheal.tracing.schema import RunRecord
+    from selfheal.tracing.store import LocalTraceStore
+
+    settings = load_settings(lambda_repo, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none"})
+    ds = load_dataset(settings)
+    store = LocalTraceStore.from_settings(settings)
+    import uuid
+
+    def root(md: dict[str, Any]) -> RunRecord:
+        rid = uuid.uuid4()
+        return RunRecord(id=rid, name="agent", run_type="chain", start_time=datetime.now(UTC), trace_id=rid,
+                         dotted_order=f"20260101T000000000000Z{rid}", extra={"metadata": md},
+                         session_id=None)
+
+    runs = {"prod": root({"success": False, "task_type": "lambda_timeout"}),
+            "train": root({"success": True, "scenario": "timeout_nightly_etl"}),
+            "test": root({"success": False, "scenario": "timeout_shipping_quotes"}),
+            "own": root({"success": False, "scenario": "timeout_nightly_etl", "optimize_run": "x"}),
+            "no-verdict": root({"task_type": "lambda_timeout"})}
+    try:
+        store.ensure_project(settings.tracing.project)
+        store.write_runs([r.model_copy(update={"session_id": store.get_project(settings.tracing.project).id})
+                          for r in runs.values()])
+        got = stored_runs(store, settings, ds, since=None, train_split="train", exclude=set())
+    finally:
+        store.close()
+    assert sorted(got, key=str) == sorted([(str(runs["prod"].id), None),
+                                           (str(runs["train"].id), "timeout_nightly_etl")], key=str)

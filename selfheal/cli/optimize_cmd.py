@@ -25,6 +25,8 @@ from selfheal.cli.options import json_option
               help="Only learn the cheatsheet online over the train split (the optimizer before context deltas).")
 @click.option("--test-split", default="test", show_default=True,
               help="Context mode: split the best dev variant is confirmed on against the current context.")
+@click.option("--since", default=None,
+              help="Context mode: also learn from stored runs of this window (7d, 12h, all; never dev/test examples).")
 @json_option
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
               help="Also copy the learned cheatsheet here, accepted or not (for review).")
@@ -42,6 +44,7 @@ def optimize(
     output: str | None,
     cheatsheet_only: bool,
     test_split: str,
+    since: str | None,
     as_json: bool,
     keep_dir: str | None,
 ) -> None:
@@ -86,7 +89,7 @@ def optimize(
         _optimize_context(ctx, settings, err, dataset=dataset, train_split=train_split, dev_split=validate_split,
                           test_split=test_split, names=list(names) or None,
                           epochs=epochs if epochs != 1 else None, jobs=jobs, apply_=apply_, publish=publish,
-                          output=output, as_json=as_json)
+                          output=output, as_json=as_json, since=since)
         return
     report = run_optimize(
         settings, dataset=dataset, train_split=train_split, validate_split=validate_split,
@@ -129,7 +132,8 @@ def optimize(
 
 def _optimize_context(ctx: click.Context, settings: object, err: object, *, dataset: str | None, train_split: str,
                       dev_split: str, test_split: str, names: list[str] | None, epochs: int | None, jobs: int,
-                      apply_: bool, publish: bool, output: str | None, as_json: bool) -> None:
+                      apply_: bool, publish: bool, output: str | None, as_json: bool,
+                      since: str | None = None) -> None:
     """The default mode: :func:`selfheal.optimize.context_opt.optimize_context`, rendered."""
     from pathlib import Path
 
@@ -140,6 +144,7 @@ def _optimize_context(ctx: click.Context, settings: object, err: object, *, data
         settings, dataset=dataset, train_split=train_split, dev_split=dev_split,  # type: ignore[arg-type]
         test_split=test_split, names=names, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
         progress=sys.stderr.isatty(), on_event=lambda m: err.print(m, markup=False),  # type: ignore[attr-defined]
+        since=since,
     )
     if output and report.markdown:
         atomic_write_text(Path(output), report.markdown)

@@ -137,6 +137,31 @@ def _entry_evidence(settings: Settings) -> dict[str, tuple[int, int]]:
         return {}
 
 
+#: At most this many stored runs (``since``) join the evidence.
+STORED_RUNS = 200
+
+
+def stored_runs(store: Any, settings: Settings, ds: Any, *, since: Any, train_split: str,
+                exclude: set[str]) -> list[tuple[str, str | None]]:
+    """(run id, scenario) of stored root runs in the window that may be learned from.
+
+    Runs with a verdict only; never an optimizer's own runs, and never a run of
+    a dev or test example (learning from them would leak the held-out splits
+    into the variants they are meant to judge).
+    """
+    held_out = {ex.name for ex in ds.examples if ex.split != train_split}
+    roots = store.query_runs(None, project=settings.tracing.project, since=since, is_root=True, limit=STORED_RUNS)
+    out = []
+    for r in roots:
+        md = r.metadata or {}
+        scenario = md.get("scenario")
+        if ("success" not in md or str(r.id) in exclude or "optimize_run" in md or "optimize" in (r.tags or [])
+                or scenario in held_out):
+            continue
+        out.append((str(r.id), str(scenario) if scenario else None))
+    return out
+
+
 def optimize_context(
     settings: Settings,
     *,
@@ -154,12 +179,15 @@ def optimize_context(
     publish: bool = False,
     progress: bool = False,
     on_event: Callable[[str], None] | None = None,
+    since: str | None = None,
     now: datetime | None = None,
 ) -> ContextOptReport:
     """Optimize the context on ``train_split`` traces, select on ``dev_split``, confirm on ``test_split``.
 
     ``model_factory`` builds the agent's model (default: settings); the roles'
-    models default to ``model.roles.*``. ``apply`` writes an accepted variant
+    models default to ``model.roles.*``. ``since`` (``7d``, ``all``, a date)
+    adds the stored runs of that window to the evidence (train examples and
+    unlabelled production runs; never dev/test examples). ``apply`` writes an accepted variant
     into the working tree, ``publish`` opens it as a branch + PR instead.
     """
     from selfheal.cheatsheet.store import load_cheatsheet
@@ -216,6 +244,9 @@ def optimize_context(
         with meter.phase("collect"):
             say(f"collect: running {len(train)} {train_split} example(s) with the current context")
             train_result = experiment(settings, train_split, "current", "collect")
+            for r in train_result.results:  # the optimizer's own runs are not later "stored evidence"
+                if r.run_id:
+                    store.merge_metadata(r.run_id, {"optimize_run": stamp})
             _r, report.train_passed, report.train_n = _rate(train_result)
             sheet = load_cheatsheet(settings.cheatsheet_dir)
             truths = ground_truths(settings, train)
@@ -230,6 +261,18 @@ def optimize_context(
                     report.errors.append(f"run {r.run_id[:8]}: {exc.message}")
                     continue
                 evidence.append(RunEvidence(digest, r.name, truths.get(r.name)))
+            if since:
+                from selfheal.optimize.offline import parse_since
+
+                seen = {r.run_id for r in train_result.results if r.run_id}
+                for run_id, scenario in stored_runs(store, settings, ds, since=parse_since(since),
+                                                    train_split=train_split, exclude=seen):
+                    try:
+                        digest = digest_from_store(store, run_id, cheatsheet=sheet)
+                    except SelfhealError as exc:
+                        report.errors.append(f"run {run_id}: {exc.message}")
+                        continue
+                    evidence.append(RunEvidence(digest, scenario, truths.get(scenario) if scenario else None))
             report.evidence_runs = len(evidence)
             batches = build_batches(evidence, batch_size=opt.batch_size)
             report.batches = len(batches)
