@@ -168,8 +168,8 @@ class OptimizeSettings(_Section):
     max_shrink: float = Field(0.3, ge=0.0, le=1.0)        # a variant may shrink the context at most this much
     max_rewrite: float = Field(0.5, ge=0.0, le=1.0)       # share of existing items one variant may change or remove
     strong_helpful: int = Field(3, ge=1)                  # helpful marks (more than harmful) that protect an item
-    batch_size: int = Field(8, ge=1, le=200)              # runs per Reflector call
-    epochs: int = Field(2, ge=1, le=20)                   # passes over the batches
+    batch_size: int = Field(4, ge=1, le=200)              # failed runs (each with its contrast) per Reflector call
+    epochs: int = Field(2, ge=1, le=20)                   # passes over the train split (re-run with the best variant)
     patience: int = Field(2, ge=1, le=20)                 # variants without a dev gain before stopping
     max_variants: int = Field(8, ge=1, le=100)
     ground_truth_keys: list[str] = Field(                  # example-file keys shown to the Reflector as ground truth

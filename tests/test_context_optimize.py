@@ -34,13 +34,15 @@ def _system(messages: list[BaseMessage]) -> str:
 class LessonSensitive(AgentScript):
     """Fixes a scenario when the prompt holds LESSON (or the scenario is in ``always``), else the wrong fix."""
 
-    def __init__(self, always: set[str]) -> None:
+    def __init__(self, always: set[str], never: frozenset[str] = frozenset()) -> None:
         super().__init__(default="wrong")
         self.always = always
+        self.never = never
 
     def __call__(self, messages: list[BaseMessage]) -> AIMessage:
         name = self._name(messages)
-        self.behaviour[name] = "fix" if (name in self.always or LESSON in _system(messages)) else "wrong"
+        fixed = name not in self.never and (name in self.always or LESSON in _system(messages))
+        self.behaviour[name] = "fix" if fixed else "wrong"
         return super().__call__(messages)
 
 
@@ -104,7 +106,7 @@ def test_contrastive_pairs_are_per_task_type_and_ground_truth_only_where_known()
 
 # -- lambda_ops: end to end ------------------------------------------------------------------
 
-TRAIN = {"timeout_pdf_renderer": "train", "timeout_nightly_etl": "train"}
+TRAIN = {"timeout_pdf_renderer": "train", "timeout_nightly_etl": "train", "lambda_timeout": "train"}
 DEV = {"timeout_address_validator": "dev"}
 TEST = {n: "test" for n in ["timeout_shipping_quotes", "memory_csv_importer", "memory_java_heap",
                             "memory_frame_extractor", "memory_podcast_encoder", "cold_start_login_api"]}
@@ -128,7 +130,8 @@ def test_lambda_ops_best_dev_variant_early_stops_passes_the_test_gate_and_is_pro
     from helpers.openai_stub import OpenAIStub
 
     settings = load_settings(lambda_repo, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none"})
-    script = LessonSensitive(always={"timeout_pdf_renderer"})
+    # lambda_timeout fails whatever the context: epoch 2 (train re-run with v1) still has something to learn.
+    script = LessonSensitive(always={"timeout_pdf_renderer"}, never=frozenset({"lambda_timeout"}))
     curator = Role(add_lesson(), NOOP)
     with OpenAIStub() as stub:  # the reflector runs on its own (stub) endpoint
         for _ in range(2):
@@ -144,6 +147,8 @@ def test_lambda_ops_best_dev_variant_early_stops_passes_the_test_gate_and_is_pro
     # The reflector saw the failed and the successful timeout run side by side, with the scenario's ground truth.
     assert "FAILED run" in reflector_prompts[0] and "SUCCESSFUL run" in reflector_prompts[0]
     assert "GROUND TRUTH" in reflector_prompts[0] and "success:" in reflector_prompts[0]
+    # Epoch 2 reflected on the train split re-run with v1: only lambda_timeout still failed.
+    assert reflector_prompts[1].count("FAILED run") == 1 and report.evidence_runs == 6
     assert [(v.name, v.dev_passed, v.status) for v in report.variants] == [("v1", 1, "best"), ("v2", 1, "scored")]
     assert report.baseline_dev == 0.0 and report.best == "v1"
     assert report.early_stop and "did not improve the dev score" in report.early_stop

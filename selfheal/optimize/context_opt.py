@@ -16,9 +16,10 @@ ACE's offline mode works and DSPy users expect of an optimizer they can trust:
 4. **vet** -- every variant must render, lint clean, and not collapse the
    context (``optimize.max_shrink`` / ``max_rewrite`` / ``strong_helpful``);
    a rejected variant carries its reasons and is never scored.
-5. **select** -- variants are scored on the dev split; the best is kept;
-   passes over the batches repeat for ``epochs`` and stop early after
-   ``patience`` variants without a dev gain.
+5. **select** -- variants are scored on the dev split; the best is kept.
+   Each further epoch re-runs the train split with the best variant so far
+   and reflects on what still fails (ACE's offline epochs); it stops early
+   after ``patience`` variants without a dev gain, or when nothing fails.
 6. **confirm** -- the best variant runs on the test split against the
    current context (paired, the eval gate); it is proposed (branch + PR
    through gitops, or ``apply`` to the working tree) only when it is
@@ -241,30 +242,37 @@ def optimize_context(
             return {"callbacks": [tracer, meter], "run_name": f"optimize-{role}"}
 
         # 1. collect ------------------------------------------------------------------------
-        with meter.phase("collect"):
-            say(f"collect: running {len(train)} {train_split} example(s) with the current context")
-            train_result = experiment(settings, train_split, "current", "collect")
-            for r in train_result.results:  # the optimizer's own runs are not later "stored evidence"
-                if r.run_id:
-                    store.merge_metadata(r.run_id, {"optimize_run": stamp})
-            _r, report.train_passed, report.train_n = _rate(train_result)
-            sheet = load_cheatsheet(settings.cheatsheet_dir)
-            truths = ground_truths(settings, train)
-            evidence = []
-            for r in train_result.results:
+        truths = ground_truths(settings, train)
+
+        def collect(run_settings: Settings, label: str) -> list[RunEvidence]:
+            """Run the train split with ``run_settings``' context; its runs as evidence."""
+            say(f"collect: running {len(train)} {train_split} example(s) with the {label} context")
+            result = experiment(run_settings, train_split, label, "collect")
+            sheet = load_cheatsheet(run_settings.cheatsheet_dir)
+            out = []
+            for r in result.results:
                 if not r.run_id:
                     continue
+                store.merge_metadata(r.run_id, {"optimize_run": stamp})  # not "stored evidence" later
                 try:
                     ex = ds.get(r.name)
                     digest = digest_from_store(store, r.run_id, reference=ex.success if ex else None, cheatsheet=sheet)
                 except SelfhealError as exc:
-                    report.errors.append(f"run {r.run_id[:8]}: {exc.message}")
+                    report.errors.append(f"run {r.run_id}: {exc.message}")
                     continue
-                evidence.append(RunEvidence(digest, r.name, truths.get(r.name)))
+                out.append(RunEvidence(digest, r.name, truths.get(r.name)))
+            if label == "current":
+                _r, report.train_passed, report.train_n = _rate(result)
+            return out
+
+        stored: list[RunEvidence] = []
+        with meter.phase("collect"):
+            evidence = collect(settings, "current")
             if since:
                 from selfheal.optimize.offline import parse_since
 
-                seen = {r.run_id for r in train_result.results if r.run_id}
+                sheet = load_cheatsheet(settings.cheatsheet_dir)
+                seen = {e.run_id for e in evidence}
                 for run_id, scenario in stored_runs(store, settings, ds, since=parse_since(since),
                                                     train_split=train_split, exclude=seen):
                     try:
@@ -272,9 +280,9 @@ def optimize_context(
                     except SelfhealError as exc:
                         report.errors.append(f"run {run_id}: {exc.message}")
                         continue
-                    evidence.append(RunEvidence(digest, scenario, truths.get(scenario) if scenario else None))
-            report.evidence_runs = len(evidence)
-            batches = build_batches(evidence, batch_size=opt.batch_size)
+                    stored.append(RunEvidence(digest, scenario, truths.get(scenario) if scenario else None))
+            report.evidence_runs = len(evidence) + len(stored)
+            batches = build_batches([*evidence, *stored], batch_size=opt.batch_size)
             report.batches = len(batches)
         if not batches:
             report.reasons.append(f"nothing to learn from: all {report.train_n} {train_split} run(s) succeeded")
@@ -295,7 +303,20 @@ def optimize_context(
             stale = 0
             count = 0
             stop = False
+            collected_with = "current"
             for epoch in range(1, epochs + 1):
+                if best_variant.name != collected_with and best_mat is not None:
+                    # ACE's next epoch: the generator runs the train split again with the evolved context.
+                    with meter.phase("collect"):
+                        evidence = collect(best_mat.settings, best_variant.name)
+                        batches = build_batches([*evidence, *stored], batch_size=opt.batch_size)
+                    collected_with = best_variant.name
+                    report.evidence_runs += len(evidence)
+                    report.batches += len(batches)
+                    if not batches:
+                        report.early_stop = (f"stopped after epoch {epoch - 1}: every {train_split} run succeeds "
+                                             f"with {best_variant.name}, nothing left to learn")
+                        break
                 for batch in batches:
                     if count >= opt.max_variants:
                         report.early_stop = f"reached optimize.max_variants ({opt.max_variants})"
