@@ -252,7 +252,13 @@ def test_sql_analyst_reflector_sees_gold_sql_and_result_and_an_insignificant_win
     reflector = Role({"insights": [{"task_type": "customers", "diagnosis": "conventions missed",
                                     "lesson": "apply the conventions", "runs": []}], "entry_tags": {}})
     report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([agent], repeat=True),
-                              reflector_model=reflector.model(), curator_model=Role(add_lesson()).model(),
+                              reflector_model=reflector.model(), curator_model=Role(add_lesson(cheatsheet_operations=[
+                                  {"op": "ADD", "section": "failure_patterns", "task_type": "customers",
+                                   "fields": {"pattern": "Counting customers without the conventions",
+                                              "lesson": "Exclude cancelled orders and internal test accounts."},
+                                   "reason": "the failed run counted everything"},
+                                  {"op": "UPDATE", "id": "heur-never-shown", "fields": {"rule": "x"}, "reason": "?"},
+                              ])).model(),
                               epochs=1, apply=True)
     prompt = reflector.prompts[0]
     gold = str(read_yaml(sql_repo / "evals" / "sql_analyst" / "scenarios" / f"{SQL_TRAIN[0]}.yaml")["gold_sql"])
@@ -264,6 +270,12 @@ def test_sql_analyst_reflector_sees_gold_sql_and_result_and_an_insignificant_win
     assert not report.proposed and not report.applied
     assert any(r.startswith("not significantly better on test") and "McNemar p" in r for r in report.reasons)
     assert "Before answering" not in (sql_repo / "prompts" / "sql_analyst" / "context.yaml").read_text()
+    # The variant held a context delta and a cheatsheet delta, each with the runs behind it.
+    (entry_path,) = [p for p in report.files if p.startswith("cheatsheet/sql_analyst/failure_patterns/")]
+    failed_run = next(v for v in report.variants if v.name == "v1").runs[0]
+    assert failed_run in report.files[entry_path] and "Exclude cancelled orders" in report.files[entry_path]
+    assert any("heur-never-shown" in e and "only change entries it was shown" in e for e in report.errors)
+    assert not (sql_repo / entry_path).exists()
 
 
 # -- the command -------------------------------------------------------------------------------

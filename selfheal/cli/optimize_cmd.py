@@ -1,4 +1,4 @@
-"""``selfheal optimize``: optimize the agent's context from its traces (or, ``--cheatsheet-only``, learn a cheatsheet)."""
+"""``selfheal optimize``: optimize the agent's context from its traces (``--cheatsheet-only``: the cheatsheet)."""
 
 from __future__ import annotations
 

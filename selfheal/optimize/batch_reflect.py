@@ -146,7 +146,8 @@ class ReflectionBatch:
 
     @property
     def task_types(self) -> list[str]:
-        return list(dict.fromkeys([f.digest.task_type for f, _ in self.pairs] + [f.digest.task_type for f in self.failures]))
+        failed = [f for f, _ in self.pairs] + self.failures
+        return list(dict.fromkeys(f.digest.task_type for f in failed))
 
     @property
     def entry_ids(self) -> list[str]:
@@ -173,7 +174,9 @@ def task_type_stats(evidence: Sequence[RunEvidence]) -> list[TaskTypeStats]:
     return sorted(by_type.values(), key=lambda s: s.task_type)
 
 
-def contrastive_pairs(evidence: Sequence[RunEvidence]) -> tuple[list[tuple[RunEvidence, RunEvidence]], list[RunEvidence]]:
+def contrastive_pairs(
+    evidence: Sequence[RunEvidence],
+) -> tuple[list[tuple[RunEvidence, RunEvidence]], list[RunEvidence]]:
     """(failed, succeeded) pairs of the same task type, and the failures no success of their type pairs with.
 
     A failure is paired with a success of the same example first (the exact
@@ -262,7 +265,8 @@ BATCH_REFLECTION_SCHEMA: dict[str, Any] = {
                 "type": "object",
                 "properties": {
                     "task_type": {"type": "string"},
-                    "diagnosis": {"type": "string", "description": "what separates the failed from the successful runs"},
+                    "diagnosis": {"type": "string",
+                                  "description": "what separates the failed from the successful runs"},
                     "lesson": {"type": "string", "description": "the reusable lesson, general"},
                     "runs": {"type": "array", "items": {"type": "string"}},
                 },

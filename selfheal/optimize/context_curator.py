@@ -148,7 +148,7 @@ def propose_deltas(
     for op in ops:
         runs = [r for r in op.runs if r in known] or default_runs
         proposal.context_ops.append(op.model_copy(update={"runs": runs}))
-    proposal.rejected += [f"{(item or {}).get('op', '?') if isinstance(item, dict) else '?'}: {why}" for item, why in bad]
+    proposal.rejected += [f"{item.get('op', '?') if isinstance(item, dict) else '?'}: {why}" for item, why in bad]
     task_type = batch.task_types[0] if len(batch.task_types) == 1 else None
     sheet_runs = [[r for r in (item.get("runs") or []) if r in known] if isinstance(item, dict) else []
                   for item in raw_sheet]
@@ -161,9 +161,11 @@ def propose_deltas(
     proposal.rejected += [f"{op.get('op', '?')} {op.get('id') or op.get('section') or ''}: {r}" for op, r in rejected]
     # screen_operations keeps order among accepted ops; map each back to its runs by position among survivors.
     shown = {e.id for e in entries}
-    survivors = [i for i, item in enumerate(cleaned)
-                 if not (isinstance(item, dict) and str(item.get("op", "")).strip().upper() in ("UPDATE", "REMOVE", "TAG")
-                         and str(item.get("id", "")) not in shown)]
+    def screened_out(item: Any) -> bool:  # what screen_operations drops: a reference to an id not shown
+        kind = str(item.get("op", "")).strip().upper() if isinstance(item, dict) else ""
+        return kind in ("UPDATE", "REMOVE", "TAG") and str(item.get("id", "")) not in shown
+
+    survivors = [i for i, item in enumerate(cleaned) if not screened_out(item)]
     for k, op in enumerate(batch_ops.operations):
         idx = survivors[k] if k < len(survivors) else None
         runs = sheet_runs[idx] if idx is not None and idx < len(sheet_runs) else []

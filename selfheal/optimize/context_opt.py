@@ -214,8 +214,14 @@ def optimize_context(
         raise SelfhealError(f"dataset '{ds.name}' has no examples in split '{train_split}'")
     if not ds.select(dev_split):
         raise SelfhealError(f"dataset '{ds.name}' has no examples in split '{dev_split}' to select variants on")
-    reflector = reflector_model or make_role_model(settings, "reflector")
-    curator = curator_model or make_role_model(settings, "curator")
+    built: dict[str, Any] = {"reflector": reflector_model, "curator": curator_model}
+
+    def role_model(role: str) -> Any:
+        """Built on first use: a run whose train split all succeeds never loads a learning model."""
+        if built[role] is None:
+            built[role] = make_role_model(settings, role)  # type: ignore[arg-type]
+        return built[role]
+
     from selfheal.models.providers import model_identity
 
     roles = {"agent": model_identity(settings) if model_factory is None else "custom agent model",
@@ -326,7 +332,7 @@ def optimize_context(
                     shown_sheet = load_cheatsheet((best_mat.settings if best_mat else settings).cheatsheet_dir)
                     with meter.phase("reflect"):
                         try:
-                            reflection = reflect_batch(reflector, batch, config=role_config("reflector"))
+                            reflection = reflect_batch(role_model("reflector"), batch, config=role_config("reflector"))
                         except SelfhealError as exc:
                             report.errors.append(f"epoch {epoch}: reflection failed: {exc.message}")
                             continue
@@ -337,7 +343,7 @@ def optimize_context(
                     entries = [e for i in batch.entry_ids if (e := shown_sheet.get(i)) is not None]
                     with meter.phase("curate"):
                         try:
-                            proposal = propose_deltas(curator, reflection, batch, best_ctx, entries,
+                            proposal = propose_deltas(role_model("curator"), reflection, batch, best_ctx, entries,
                                                       [t for t, _ in tools], config=role_config("curator"))
                         except SelfhealError as exc:
                             report.errors.append(f"epoch {epoch}: curation failed: {exc.message}")

@@ -102,7 +102,8 @@ class CostMeter(BaseCallbackHandler):
         return [*self.phases.values(), self.total]
 
     def markdown(self) -> str:
-        lines = ["| phase | agent runs | model calls | tokens (prompt + completion) | wall time |", "|---|---|---|---|---|"]
+        lines = ["| phase | agent runs | model calls | tokens (prompt + completion) | wall time |",
+                 "|---|---|---|---|---|"]
         for p in self.rows():
             lines.append(f"| {p.phase} | {p.runs} | {p.model_calls} | {p.tokens} ({p.prompt_tokens} + "
                          f"{p.completion_tokens}) | {p.wall_s:.1f} s |")

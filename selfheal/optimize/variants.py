@@ -219,7 +219,8 @@ def materialize(
         res = apply_operations(scratch.cheatsheet_dir, OperationBatch(operations=[op]), source_runs=runs, now=now,
                                guard=guard)
         out.lines += [c.line for c in res.changes]
-        out.rejected_ops += [f"{o.get('op', '?')} {o.get('id') or o.get('section') or ''}: {r}" for o, r in res.rejected]
+        out.rejected_ops += [f"{o.get('op', '?')} {o.get('id') or o.get('section') or ''}: {r}"
+                             for o, r in res.rejected]
         if res.changes and isinstance(op, RemoveOp):
             out.removed.append(op.id)
             out.kinds[op.id] = "entries"
