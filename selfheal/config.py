@@ -24,6 +24,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+class RoleModelSettings(_Section):
+    """The model one learning role (reflector, curator) talks to, when it is not the agent's.
+
+    Unset keys come from ``model:`` (e.g. only ``name`` + ``base_url`` +
+    ``api_key``: a stronger OpenAI-compatible endpoint while the agent runs locally).
+    """
+
+    provider: Literal["auto", "openai", "local"] | None = None
+    name: str | None = None
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(None, ge=1, le=32768)
+
+
+class RoleSettings(_Section):
+    """``model.roles``: per-role models for ACE's Reflector and Curator (default: the agent's model)."""
+
+    reflector: RoleModelSettings | None = None
+    curator: RoleModelSettings | None = None
+
+
 class ModelSettings(_Section):
     """Chat model provider. ``auto``: OPENAI_API_KEY/OPENAI_BASE_URL set -> openai, else local."""
 
@@ -49,6 +71,8 @@ class ModelSettings(_Section):
     # auto: replay what is recorded, call (and record) the model for the rest
     cache_mode: Literal["off", "record", "replay", "auto"] = "off"
     cache_dir: str = ".selfheal/cache/responses"
+    # Models of the learning roles (ACE's Reflector and Curator); unset: this model.
+    roles: RoleSettings = Field(default_factory=RoleSettings)
 
 
 class TracingSettings(_Section):
@@ -151,6 +175,21 @@ class GitopsSettings(_Section):
     api_timeout_s: float = Field(30.0, gt=0)
 
 
+class OptimizeSettings(_Section):
+    """``optimize:``: context optimization's selection and anti-collapse rules (``selfheal optimize``)."""
+
+    max_shrink: float = Field(0.3, ge=0.0, le=1.0)        # a variant may shrink the context at most this much
+    max_rewrite: float = Field(0.5, ge=0.0, le=1.0)       # share of existing items one variant may change or remove
+    strong_helpful: int = Field(3, ge=1)                  # helpful marks (more than harmful) that protect an item
+    batch_size: int = Field(4, ge=1, le=200)              # failed runs (each with its contrast) per Reflector call
+    epochs: int = Field(2, ge=1, le=20)                   # passes over the train split (re-run with the best variant)
+    patience: int = Field(2, ge=1, le=20)                 # variants without a dev gain before stopping
+    max_variants: int = Field(8, ge=1, le=100)
+    ground_truth_keys: list[str] = Field(                  # example-file keys shown to the Reflector as ground truth
+        default_factory=lambda: ["checks", "gold_sql", "gold_result", "expected", "answer"]
+    )
+
+
 class Settings(_Section):
     agent: str = "lambda_ops"
     # "module:factory" building the agent plug-in (a module of this repository, or any importable
@@ -166,6 +205,7 @@ class Settings(_Section):
     embeddings: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     gitops: GitopsSettings = Field(default_factory=GitopsSettings)
+    optimize: OptimizeSettings = Field(default_factory=OptimizeSettings)
     learning: bool = True
     # "module:factory" of the online learner handed to every learning run (see selfheal.agent.learning);
     # null: runs never learn online.

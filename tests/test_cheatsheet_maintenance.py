@@ -263,3 +263,40 @@ def test_failed_write_restores_files_and_leaves_counters(sheet: Path, tmp_path: 
     assert snapshot(sheet) == before
     assert store.get("heur-timeout-raise-a").uses == 1  # not renamed
     store.close()
+
+
+# -- prune by lift over the task type's baseline -----------------------------------------
+
+
+def _runs(task_type: str, successes: int, n: int, entries: frozenset[str] = frozenset()) -> list:
+    from selfheal.cheatsheet.maintenance import TaskRun
+
+    return [TaskRun(task_type, i < successes, entries) for i in range(n)]
+
+
+def test_lift_keeps_an_entry_at_0_of_7_when_its_task_type_fails_without_it_too(sheet: Path) -> None:
+    entry = load_cheatsheet(sheet)["strat-errors-read-logs"]
+    counters = fresh(sheet)
+    counters[entry.id] = EntryStats(entry.id, neutral=7, uses=7, successes=0, failures=7, last_used=RECENT)
+    runs = _runs(entry.task_type, 0, 20) + _runs(entry.task_type, 0, 7, frozenset({entry.id}))
+    # The raw rule would retire it (0/7 < 30%); judged by lift, 0/7 against 0/20 is no evidence against it.
+    assert [a.entry_id for a in plan(sheet, counters)] == [entry.id]
+    assert plan_maintenance(load_cheatsheet(sheet), counters, embedder=FakeEmbedder(), now=NOW, runs=runs) == []
+
+
+def test_lift_retires_an_entry_that_does_worse_than_its_task_type_without_it(sheet: Path) -> None:
+    entry = load_cheatsheet(sheet)["strat-errors-read-logs"]
+    counters = fresh(sheet)
+    counters[entry.id] = EntryStats(entry.id, neutral=7, uses=7, successes=1, failures=6, last_used=RECENT)
+    good = _runs(entry.task_type, 12, 20)
+    (action,) = plan_maintenance(load_cheatsheet(sheet), counters, embedder=FakeEmbedder(), now=NOW, runs=good)
+    assert action.line == (
+        f"RETIRE {entry.id}: success 1/7 (14%) with it vs 12/20 (60%) without it in task type "
+        f"{entry.task_type}: lift -46 points, below -10"
+    )
+    # Too few runs without it to know the baseline: kept.
+    few = _runs(entry.task_type, 3, 4)
+    assert plan_maintenance(load_cheatsheet(sheet), counters, embedder=FakeEmbedder(), now=NOW, runs=few) == []
+    # A low raw rate that matches its baseline is not below it: kept.
+    same = _runs(entry.task_type, 3, 20)
+    assert plan_maintenance(load_cheatsheet(sheet), counters, embedder=FakeEmbedder(), now=NOW, runs=same) == []

@@ -18,8 +18,18 @@ Rules, in this order; an entry retired by one rule is not looked at again:
    runs (provenance kept) and its counters move to the keeper
    (``CounterStore.rename``). Pairs are taken most similar first; an entry
    merged away is not a keeper for a later pair.
-2. **Prune**: ``uses >= min_uses_for_prune`` and success rate below
-   ``min_success_rate`` -> retired (the file stays).
+2. **Prune by lift**: an entry is judged against its task type's baseline,
+   not by its raw success rate -- a weak model that fails almost everything
+   would otherwise retire every lesson. With the trace evidence ``runs``
+   (:class:`TaskRun`: task type, success, entries shown/used), an entry with
+   ``uses >= min_uses_for_prune`` is retired when its success rate is more
+   than ``prune_lift_margin`` below the success rate of the runs of its task
+   type that did *not* have it (at least ``min_baseline_runs`` of them). It is
+   kept when that baseline is at most ``near_zero_baseline`` (nothing to
+   fall below: 0/7 with it against 0/20 without is no evidence against it),
+   and when there are too few runs without it to know the baseline. Without
+   ``runs`` (no trace store at hand) the old rule applies: success rate below
+   ``min_success_rate`` -> retired. The file stays either way.
 3. **Decay**: confidence = ``(helpful + 2) / (helpful + harmful + 2)`` x
    ``0.5 ** (days idle / decay_half_life_days)``, idle counted from the last
    use (or creation), stored floored at ``decay_floor``. The first factor
@@ -61,9 +71,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MaintenanceAction",
+    "Lift",
     "MaintenancePolicy",
+    "TaskRun",
     "apply_maintenance",
     "entry_confidence",
+    "entry_lift",
     "plan_maintenance",
     "summarize",
 ]
@@ -85,6 +98,49 @@ class MaintenancePolicy:
     decay_half_life_days: float = 30.0
     decay_floor: float = 0.2
     token_budget: int = 1500
+    min_baseline_runs: int = 5
+    near_zero_baseline: float = 0.1
+    prune_lift_margin: float = 0.1
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One traced run as pruning evidence: its task type, outcome and the entries it was shown or used."""
+
+    task_type: str
+    success: bool
+    entries: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Lift:
+    """An entry's success with it (its counters) against its task type's runs without it."""
+
+    with_successes: int
+    with_runs: int
+    without_successes: int
+    without_runs: int
+
+    @property
+    def rate_with(self) -> float | None:
+        return self.with_successes / self.with_runs if self.with_runs else None
+
+    @property
+    def baseline(self) -> float | None:
+        return self.without_successes / self.without_runs if self.without_runs else None
+
+    @property
+    def lift(self) -> float | None:
+        if self.rate_with is None or self.baseline is None:
+            return None
+        return self.rate_with - self.baseline
+
+
+def entry_lift(entry: CheatsheetEntry, stats: EntryStats, runs: Iterable[TaskRun]) -> Lift:
+    """The entry's :class:`Lift`: counters for the runs with it, ``runs`` of its task type without it."""
+    without = [r.success for r in runs
+               if (entry.is_general or r.task_type == entry.task_type) and entry.id not in r.entries]
+    return Lift(stats.successes, stats.uses, sum(without), len(without))
 
 
 @dataclass(frozen=True)
@@ -133,6 +189,7 @@ class _Plan:
     actions: list[MaintenanceAction] = field(default_factory=list)
     status: dict[str, Status] = field(default_factory=dict)
     confidence: dict[str, float] = field(default_factory=dict)
+    runs: Sequence[TaskRun] | None = None
 
     def live(self) -> list[CheatsheetEntry]:
         return [e for e in self.entries.values() if self.status[e.id] != "retired"]
@@ -154,15 +211,18 @@ def plan_maintenance(
     policy: MaintenancePolicy | None = None,
     now: datetime | None = None,
     cache_dir: Path | None = None,
+    runs: Sequence[TaskRun] | None = None,
 ) -> list[MaintenanceAction]:
     """The actions maintenance would take, in rule order (merge, prune, decay, promote, budget).
 
-    ``embedder`` None skips merging (no way to judge similarity).
+    ``embedder`` None skips merging (no way to judge similarity). ``runs``: the
+    traced runs pruning judges lift with (see rule 2); None falls back to raw rates.
     """
     policy = policy or MaintenancePolicy()
     when = _utc(now or datetime.now(UTC))
     entries = {e.id: e for e in sorted(cheatsheet, key=lambda e: e.id)}
-    plan = _Plan(entries, dict(counters), policy, when, status={i: e.status for i, e in entries.items()})
+    plan = _Plan(entries, dict(counters), policy, when, status={i: e.status for i, e in entries.items()},
+                 runs=list(runs) if runs is not None else None)
     if embedder is not None:
         _merge(plan, embedder, cache_dir)
     _prune(plan)
@@ -198,6 +258,9 @@ def _helpful(s: EntryStats) -> str:
 
 
 def _prune(plan: _Plan) -> None:
+    if plan.runs is not None:
+        _prune_by_lift(plan, plan.runs)
+        return
     p = plan.policy
     for e in plan.live():
         s = plan.stat(e.id)
@@ -205,6 +268,26 @@ def _prune(plan: _Plan) -> None:
         if s.uses >= p.min_uses_for_prune and rate is not None and rate < p.min_success_rate:
             reason = (
                 f"success {s.successes}/{s.uses} ({_pct(rate)}) after {s.uses} uses, below {_pct(p.min_success_rate)}"
+            )
+            plan.add(MaintenanceAction("RETIRE", "prune", e.id, reason, status="retired"))
+
+
+def _prune_by_lift(plan: _Plan, runs: Sequence[TaskRun]) -> None:
+    p = plan.policy
+    for e in plan.live():
+        s = plan.stat(e.id)
+        if s.uses < p.min_uses_for_prune:
+            continue
+        lift = entry_lift(e, s, runs)
+        if lift.without_runs < p.min_baseline_runs or lift.baseline is None or lift.lift is None:
+            continue  # the task type's baseline is unknown: no evidence against the entry
+        if lift.baseline <= p.near_zero_baseline:
+            continue  # the model fails this task type almost always: failing with the entry proves nothing
+        if lift.lift < -p.prune_lift_margin:
+            reason = (
+                f"success {s.successes}/{s.uses} ({_pct(lift.rate_with or 0.0)}) with it vs "
+                f"{lift.without_successes}/{lift.without_runs} ({_pct(lift.baseline)}) without it in task type "
+                f"{e.task_type}: lift {lift.lift * 100:+.0f} points, below -{p.prune_lift_margin * 100:.0f}"
             )
             plan.add(MaintenanceAction("RETIRE", "prune", e.id, reason, status="retired"))
 

@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "dataset": ("selfheal.cli.dataset_cmd", "dataset", "List, show, push and pull evaluation datasets."),
     "eval": ("selfheal.cli.eval_cmd", "eval_cmd", "Evaluate the context and cheatsheet (optionally against a git ref)."),
     "cache": ("selfheal.cli.cache_cmd", "cache", "Show what the response caches cover; prune unused entries."),
-    "optimize": ("selfheal.cli.optimize_cmd", "optimize", "Learn on the train split, keep it if it validates (ACE offline)."),
+    "optimize": ("selfheal.cli.optimize_cmd", "optimize", "Optimize the context from traces; propose what proves better."),
     "curate": ("selfheal.cli.curate_cmd", "curate", "Batch-curate the cheatsheet from stored traces and feedback."),
     "history": ("selfheal.cli.git_cmd", "history", "List improvement commits, newest first."),
     "blame": ("selfheal.cli.git_cmd", "blame", "Commits and runs behind one cheatsheet entry or instruction."),

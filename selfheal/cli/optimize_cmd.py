@@ -1,4 +1,4 @@
-"""``selfheal optimize``: ACE offline epochs — learn on the train split, keep what validates."""
+"""``selfheal optimize``: optimize the agent's context from its traces (``--cheatsheet-only``: the cheatsheet)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ from selfheal.cli.options import json_option
 @click.option("--base", default=None, metavar="BRANCH",
               help="With --pr: the branch the PR targets (default: gitops.base, else the remote's default branch).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the Markdown report here.")
+@click.option("--cheatsheet-only", is_flag=True,
+              help="Only learn the cheatsheet online over the train split (the optimizer before context deltas).")
+@click.option("--test-split", default="test", show_default=True,
+              help="Context mode: split the best dev variant is confirmed on against the current context.")
+@click.option("--since", default=None,
+              help="Context mode: also learn from stored runs of this window (7d, 12h, all; never dev/test examples).")
 @json_option
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
               help="Also copy the learned cheatsheet here, accepted or not (for review).")
@@ -50,6 +56,9 @@ def optimize(
     publish: bool,
     base: str | None,
     output: str | None,
+    cheatsheet_only: bool,
+    test_split: str,
+    since: str | None,
     as_json: bool,
     keep_dir: str | None,
     demos: bool,
@@ -59,16 +68,31 @@ def optimize(
     budget_tokens: int,
     max_demos: int | None,
 ) -> None:
-    """Learn a cheatsheet on the train split in a scratch copy, validate it against the seed.
+    """Optimize the agent's context from its own traces; propose the best variant only if it proves better.
 
-    The change is kept only when the paired evaluation does not call it a
-    regression (the eval gate's margin and alpha). Exit 0 accepted or nothing
-    learned, 1 rejected by the gate, 2 usage error.
+    Default (context optimization, ACE offline): run the train split, reflect on
+    the runs in batches (failed vs successful runs of a task type side by side,
+    the dataset's ground truth when it has one), turn the insights into delta
+    operations on instructions, examples, tool descriptions and cheatsheet
+    entries, score each variant on --validate-split (epochs, early stop), and
+    confirm the best on --test-split against the current context. It is
+    proposed (--pr, or --apply) only when significantly better with no task
+    type regressing beyond the gate's margin; otherwise the reasons are
+    printed. Variants that would collapse the context are rejected
+    (optimize.max_shrink). Learning roles may use their own models
+    (model.roles.reflector / curator).
 
-    With --demos: run the agent --k times per train example, keep the
+    --demos: run the agent --k times per train example, keep the
     environment-verified successes as demonstrations, score candidate sets on
     the dev split (--validate-split) within --budget-tokens, and propose the
     best as bootstrapped examples of context.yaml (--apply / --pr).
+
+    --cheatsheet-only: learn a cheatsheet online on the train split in a
+    scratch copy and keep it when the paired evaluation on --validate-split
+    does not call it a regression.
+
+    Exit 0 proposed/accepted or nothing to propose, 1 rejected by the test
+    gate, 2 usage error.
     """
     if demos:
         from selfheal.cli.demos_view import run_demos
@@ -98,6 +122,12 @@ def optimize(
         for line in run.learned:
             err.print(f"  learned: {line}")
 
+    if not cheatsheet_only:
+        _optimize_context(ctx, settings, err, dataset=dataset, train_split=train_split, dev_split=validate_split,
+                          test_split=test_split, names=list(names) or None,
+                          epochs=epochs if epochs != 1 else None, jobs=jobs, apply_=apply_, publish=publish,
+                          output=output, as_json=as_json, since=since, base=base)
+        return
     report = run_optimize(
         settings, dataset=dataset, train_split=train_split, validate_split=validate_split,
         names=list(names) or None, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
@@ -139,4 +169,42 @@ def optimize(
     if report.decision is not None and not report.decision.passed:
         for reason in report.decision.reasons:
             click.echo(f"gate failed: {reason}", err=True)
+        ctx.exit(1)
+
+
+def _optimize_context(ctx: click.Context, settings: object, err: object, *, dataset: str | None, train_split: str,
+                      dev_split: str, test_split: str, names: list[str] | None, epochs: int | None, jobs: int,
+                      apply_: bool, publish: bool, output: str | None, as_json: bool,
+                      since: str | None = None, base: str | None = None) -> None:
+    """The default mode: :func:`selfheal.optimize.context_opt.optimize_context`, rendered."""
+    from pathlib import Path
+
+    from selfheal.optimize.context_opt import optimize_context
+    from selfheal.yamlio import atomic_write_text
+
+    report = optimize_context(
+        settings, dataset=dataset, train_split=train_split, dev_split=dev_split,  # type: ignore[arg-type]
+        test_split=test_split, names=names, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
+        progress=sys.stderr.isatty(), on_event=lambda m: err.print(m, markup=False),  # type: ignore[attr-defined]
+        since=since, base=base,
+    )
+    if output and report.markdown:
+        atomic_write_text(Path(output), report.markdown)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    else:
+        click.echo(report.markdown or "\n".join(report.reasons))
+        if report.publish is not None:
+            from selfheal.gitops.outcome import describe_publish
+
+            for line in describe_publish(report.publish, files=len(report.files)):
+                click.echo(line)
+        elif report.applied:
+            click.echo(f"applied {len(report.files)} file(s) to the working tree")
+        elif report.proposed:
+            click.echo("accepted: rerun with --apply or --pr to keep it")
+    if not report.proposed:
+        for reason in report.reasons:
+            click.echo(f"nothing proposed: {reason}", err=True)
+    if report.comparison is not None and not report.proposed:
         ctx.exit(1)

@@ -456,8 +456,10 @@ def _maintenance(
         except SelfhealError as exc:
             report.errors.append(f"near-duplicate merging skipped: {exc.message}")
     policy = _policy(settings)
+    from selfheal.optimize.evidence_runs import task_runs
+
     actions = plan_maintenance(load_cheatsheet(scratch), stats, embedder=embedder, policy=policy, now=now,
-                               cache_dir=embedding_cache_dir(settings))
+                               cache_dir=embedding_cache_dir(settings), runs=task_runs(settings))
     file_actions = [a for a in actions if a.action != "DECAY"]
     report_lines = [a.line for a in file_actions]
     apply_maintenance(scratch, file_actions, now=now)

@@ -108,8 +108,9 @@ def learn_on_split(
 def fold_counters(learn_settings: Settings, learned_dir: Path) -> list[str]:
     """Maintenance on the learned copy with the counters its training runs accumulated.
 
-    Promotes candidates that proved helpful, retires entries that kept failing,
-    merges near-duplicates: the same rules as ``selfheal curate``, one line each.
+    Promotes candidates that proved helpful, retires entries whose success falls
+    below their task type's baseline (lift, from the trace store), merges
+    near-duplicates: the same rules as ``selfheal curate``, one line each.
     """
     from selfheal.cheatsheet.counters import CounterStore
     from selfheal.cheatsheet.maintenance import apply_maintenance, plan_maintenance
@@ -117,6 +118,7 @@ def fold_counters(learn_settings: Settings, learned_dir: Path) -> list[str]:
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.errors import SelfhealError
     from selfheal.models.embeddings import make_embedder
+    from selfheal.optimize.evidence_runs import task_runs
     from selfheal.optimize.offline import _policy
 
     now = datetime.now(UTC)
@@ -128,7 +130,7 @@ def fold_counters(learn_settings: Settings, learned_dir: Path) -> list[str]:
         embedder = None
     actions = plan_maintenance(
         load_cheatsheet(learned_dir), stats, embedder=embedder, policy=_policy(learn_settings), now=now,
-        cache_dir=embedding_cache_dir(learn_settings),
+        cache_dir=embedding_cache_dir(learn_settings), runs=task_runs(learn_settings),
     )
     file_actions = [a for a in actions if a.action != "DECAY"]
     apply_maintenance(learned_dir, file_actions, now=now)

@@ -140,6 +140,24 @@ class SqlAnalystAgent:
             out.append({"name": q.name, "task_type": q.task_type, "split": q.split, "task": q.task, "success": q.success})
         return out
 
+    def ground_truth(self, settings: Any, name: str) -> str | None:
+        """What the optimizer's Reflector may see as ground truth: the success text, gold SQL and its result."""
+        path = Path(settings.scenarios_dir) / f"{name}.yaml"
+        if not path.is_file():
+            return None
+        q = self._question(path)
+        db = SqlDatabase(self.database(settings))
+        try:
+            out = db.execute(q.gold_sql)
+        finally:
+            db.close()
+        if isinstance(out, str):
+            result = out
+        else:
+            rows = "; ".join(", ".join(str(v) for v in row) for row in out.rows[:10])
+            result = f"{', '.join(out.columns)} = {rows}" + (" …" if len(out.rows) > 10 else "")
+        return f"success: {q.success}\ngold SQL:\n{q.gold_sql.strip()}\ngold result: {result}"
+
     def validate_scenario(self, path: Path) -> int:
         """Validate one question file, including that its gold SQL runs read-only and returns rows."""
         path = Path(path)
