@@ -9,6 +9,7 @@ optimizers render candidate templates they generated themselves.
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,28 @@ TEMPLATE_VARIABLES: frozenset[str] = frozenset(
     {"task", "task_type", "version", "instructions", "examples", "entries", "tools"}
 )
 USED_PREFIX = "USED:"
+#: Entry sources a reviewer wrote (seed lessons, hand-written files); any other source is learned or taught text.
+TRUSTED_SOURCES: frozenset[str] = frozenset({"seed", "manual"})
+UNTRUSTED_CLOSE = "</untrusted>"
+
+
+def untrusted_open(kind: str) -> str:
+    """The marker that opens a learned entry's text: ``<untrusted source="curator">``."""
+    safe = re.sub(r"[^a-z0-9_-]", "", kind.casefold())[:20] or "unknown"
+    return f'<untrusted source="{safe}">'
+
+
+def prompt_text(entry: EntryBase) -> str:
+    """An entry's text as the prompt shows it: learned and taught entries wrapped in the untrusted marker.
+
+    Done by code, not left to templates: whatever a template does with
+    ``entry.text``, text that came from traces or users arrives marked as data
+    (the guard refuses the marker inside entry text, so it cannot be closed early).
+    """
+    text = entry.text()
+    if entry.source.kind in TRUSTED_SOURCES:
+        return text
+    return f"{untrusted_open(entry.source.kind)}{text}{UNTRUSTED_CLOSE}"
 
 
 @dataclass(frozen=True)
@@ -133,7 +156,7 @@ def render_system_prompt(
         "version": ctx.version,
         "instructions": [Instruction(id=i.id, text=_one_line(i.text)) for i in ctx.instructions],
         "examples": [Example(id=e.id, task=e.task, trajectory=e.trajectory.strip("\n")) for e in ctx.examples],
-        "entries": [PromptEntry(e.id, e.section, e.text(), e.status == "candidate") for e in entries],
+        "entries": [PromptEntry(e.id, e.section, prompt_text(e), e.status == "candidate") for e in entries],
         "tools": effective_tools(ctx, tools),
     }
     try:
