@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 from selfheal.redact import Redactor, make_redactor
 
-__all__ = ["CODE_FIELDS", "ContentGuard", "GuardVerdict", "fold", "normalize"]
+__all__ = ["CODE_FIELDS", "INVISIBLE", "ContentGuard", "GuardVerdict", "fold", "normalize"]
 
 #: Entry fields holding code: checked for dangerous calls, not for prose tool mentions.
 CODE_FIELDS = frozenset({"snippet"})
@@ -252,6 +252,8 @@ _FETCH = re.compile(
 
 # -- hidden content -----------------------------------------------------------------
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\U000e0000-\U000e007f]")
+#: Zero-width, bidi-control, soft-hyphen and tag characters (lint reports them in templates too).
+INVISIBLE = _INVISIBLE
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _COMMENT = [
     re.compile(r"<!--|-->"),

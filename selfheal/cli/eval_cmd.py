@@ -78,11 +78,14 @@ def eval_cmd(
     The dataset always comes from the working tree; only the context and
     cheatsheet differ between the two sides.
     """
+    from selfheal.agents.registry import get_agent
     from selfheal.evaluation.evaluate import evaluate
     from selfheal.evaluation.gate import GateConfig
+    from selfheal.lint import refuse_lint_errors
 
     overrides: dict[str, Any] = {"model": {"cache_mode": cache}} if cache else {}
     settings = load_cli_settings(ctx, **overrides)
+    refuse_lint_errors(settings, known_tools=set(get_agent(settings).tool_names()))
     gate_config = GateConfig.from_settings(settings, margin=margin) if gate else None
     outcome = evaluate(
         settings,

@@ -29,12 +29,15 @@ def run(
     Exit status: 0 task succeeded, 1 task failed, 2 usage/configuration error.
     """
     from selfheal.agent.runner import run_task
+    from selfheal.agents.registry import get_agent
     from selfheal.cli.render import render_outcome
+    from selfheal.lint import refuse_lint_errors
 
     overrides = {"thresholds": {"max_steps": max_steps}} if max_steps else {}
     settings = load_cli_settings(ctx, **overrides)
     if not task and not scenario:
         raise click.UsageError("give a TASK, or --scenario NAME to run a scenario's task")
+    refuse_lint_errors(settings, known_tools=set(get_agent(settings).tool_names()))
     outcome = run_task(settings, task, scenario=scenario, learn=not no_learn)
     if as_json:
         click.echo(json.dumps(outcome.to_dict(), indent=2, default=str))
