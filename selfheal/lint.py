@@ -28,6 +28,7 @@ from selfheal.context.render import (
     TEMPLATE_VARIABLES,
     UNTRUSTED_CLOSE,
     USED_PREFIX,
+    check_template_depth,
     make_environment,
     prompt_text,
     render_system_prompt,
@@ -154,6 +155,11 @@ def _lint_template(ctx: AgentContext, out: _Collector) -> bool:
     """Syntax and undeclared variables of the template; True when it compiles."""
     path = ctx.template_path
     env = make_environment(ctx.source_dir, ctx.system, ctx.template, str(path))
+    try:
+        check_template_depth(env, ctx.template, str(path))
+    except FileFormatError as exc:
+        out.add_error(exc)
+        return False
     try:
         ast = env.parse(ctx.template, ctx.system, str(path))
     except TemplateSyntaxError as exc:

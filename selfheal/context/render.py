@@ -26,6 +26,7 @@ from jinja2 import (
     TemplateError,
     TemplateSyntaxError,
 )
+from jinja2.lexer import operators as OPERATORS
 from jinja2.sandbox import SandboxedEnvironment
 
 from selfheal.cheatsheet.model import EntryBase
@@ -124,15 +125,72 @@ def template_error_line(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+#: Deepest nesting of blocks ({% if %}, {% for %}, ...) a template may have (Python's compiler allows 20 loops).
+MAX_TEMPLATE_DEPTH = 15
+#: Deepest nesting of brackets in one tag.
+MAX_BRACKET_DEPTH = 30
+#: Most chained operators (filters, attribute lookups, ``not``, calls, subscripts) in one tag: each one
+#: nests the generated Python code (Python's parser allows 200 nested parentheses).
+MAX_TAG_CHAIN = 60
+_BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "block", "autoescape", "trans", "raw"})
+_OPEN = frozenset({"lparen", "lbracket", "lbrace"})
+_CLOSE = frozenset({"rparen", "rbracket", "rbrace"})
+_CHAIN = frozenset({"pipe", "dot", "lparen", "lbracket", "sub", "add"})
+
+
+def check_template_depth(env: SandboxedEnvironment, source: str, filename: str) -> None:
+    """Refuse templates nested too deeply before Jinja's recursive parser and compiler see them.
+
+    Jinja parses and compiles by recursion: a few hundred nested ``{% if %}``,
+    brackets or chained filters raise RecursionError (a traceback, or worse,
+    a half-compiled template). The lexer is iterative, so the depth is
+    measured on its tokens and a deep template is a ``file:line`` error.
+    Syntax errors are left to the parser, which reports them with their line.
+    """
+    blocks = 0
+    brackets = 0
+    chain = 0
+    try:
+        for lineno, raw, value in env.lexer.tokeniter(source, None, filename):
+            token = OPERATORS.get(value, raw) if raw == "operator" else raw
+            if token in ("block_begin", "variable_begin"):
+                brackets = chain = 0
+                expect_name = token == "block_begin"
+                continue
+            if token == "name" and expect_name:
+                expect_name = False
+                if value in _BLOCKS:
+                    blocks += 1
+                elif value.startswith("end") and value[3:] in _BLOCKS:
+                    blocks = max(0, blocks - 1)
+            elif token in _OPEN:
+                brackets += 1
+            elif token in _CLOSE:
+                brackets = max(0, brackets - 1)
+            if token in _CHAIN or (token == "name" and value == "not"):
+                chain += 1
+            if blocks > MAX_TEMPLATE_DEPTH:
+                raise FileFormatError(filename, lineno, f"blocks nested deeper than {MAX_TEMPLATE_DEPTH} levels")
+            if brackets > MAX_BRACKET_DEPTH:
+                raise FileFormatError(filename, lineno, f"brackets nested deeper than {MAX_BRACKET_DEPTH} levels")
+            if chain > MAX_TAG_CHAIN:
+                raise FileFormatError(filename, lineno, f"more than {MAX_TAG_CHAIN} chained operators in one tag")
+    except TemplateSyntaxError:
+        return
+
+
 @lru_cache(maxsize=16)
 def _compile(source_dir: str | None, name: str, source: str) -> Template:
     filename = str(Path(source_dir or ".") / name)
     env = make_environment(Path(source_dir) if source_dir else None, name, source, filename)
+    check_template_depth(env, source, filename)
     try:
         return env.get_template(name)
     except TemplateSyntaxError as exc:
         where = Path(exc.filename) if exc.filename else Path(filename)
         raise FileFormatError(where, exc.lineno, f"template syntax error: {exc.message}") from None
+    except (RecursionError, SyntaxError, MemoryError) as exc:  # an included template the pre-scan did not see
+        raise FileFormatError(filename, None, f"template too deeply nested to compile ({type(exc).__name__})") from None
 
 
 def get_template(ctx: AgentContext) -> Template:
