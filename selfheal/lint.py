@@ -480,6 +480,8 @@ def refuse_lint_errors(settings: Settings, *, known_tools: set[str] | None = Non
     """
     issues = [i for i in lint_repository(settings, known_tools=known_tools, datasets=datasets)
               if i.severity == "error"]
+    if len(issues) == 1:
+        raise LintFailed(f"{issues[0].format(settings.root)} (`selfheal lint` checks every file)")
     if issues:
         lines = "\n".join(i.format(settings.root) for i in issues)
-        raise LintFailed(f"{len(issues)} lint error(s); fix them or run `selfheal lint`:\n{lines}")
+        raise LintFailed(f"{len(issues)} lint errors; fix them or run `selfheal lint`:\n{lines}")

@@ -161,6 +161,23 @@ _FOLDED_INJECTION = [
         r"(?:in|from|found\s+in|given\s+in)\s+(?:the\s+|this\s+)?(?:error|log|output|message|response|tool|page|url)"
     ),
 ]
+# Claims that the rules are void, outranked or waived; a negation before them makes a lesson ("never skip checks").
+_FOLDED_WAIVER = [
+    re.compile(r"\b(?:told|rules?|instructions?|guidance|guidelines?|prompt|message|above)\b[^.;\n]{0,30}\b(?:is|are)\s+"
+               r"(?:now\s+)?(?:void|cancel+ed|revoked|invalid|obsolete|suspended|lifted|null)"),
+    re.compile(r"\bconsider\s+(?:the\s+|all\s+|your\s+)?(?:rules?|instructions?|guidance|guidelines?|prompt)\b[^.;\n]{0,20}"
+               r"\b(?:cancel+ed|void|revoked|lifted|obsolete|suspended)"),
+    re.compile(r"\b(?:outranks?|trumps?|supersedes?|beats)\s+(?:the\s+|any\s+|all\s+|your\s+)?(?:system|operator|developer"
+               r"|previous|prior|other|original)"),
+    re.compile(r"\b(?:authori[sz]ed|allowed|permitted|cleared)\s+(?:you\s+)?to\s+(?:skip|bypass|ignore|disable)|\bpre\s?approved\b"),
+    re.compile(r"\bnothing\s+in\s+(?:the\s+|your\s+)?(?:system|previous|above|prior)\b[^.;\n]{0,20}\bappl(?:y|ies)"
+               r"|\b(?:system\s+(?:prompt|message)|instructions)\s+(?:does|do)\s+not\s+apply"),
+    re.compile(r"\bjust\s+(?:report|say|claim|answer)\s+(?:success|that\s+it\s+(?:worked|succeeded|is\s+fixed))"),
+    re.compile(r"\b(?:skip|bypass|disable)\s+(?:all\s+|any\s+|the\s+)?(?:verification|checks|validation|approval|review)\b"),
+    re.compile(r"\binstructions?\b[^.;\n]{0,30}\b(?:tool\s+(?:results?|output)|logs?|data)\b[^.;\n]{0,20}"
+               r"\b(?:must|should|shall)\s+be\s+(?:executed|followed|obeyed|run)"),
+    re.compile(r"\bopen\s+(?:it|the\s+\w+)?\s*to\s+(?:everyone|all\s+principals|the\s+public|anyone)\b"),
+]
 # Other languages: "ignore the previous instructions", "higher priority than the system prompt", on the plain view.
 _FOREIGN_INJECTION = [
     re.compile(r"\b(?:ignorier\w*|vergiss|vergessen\s+sie|missacht\w*|überschreib\w*)\b[^.\n]{0,40}"
@@ -196,7 +213,7 @@ _FOLDED_TOOL = [
         rf"(?:(?!\b(?:never|not|don'?t|avoid)\b)[^.;\n]){{0,40}}\b(?:call|run|invoke|execute|use|trigger)\s+it\b"
     ),
     re.compile(
-        rf"\b{_CALL_VERB}\s+(?:the\s+)?`?(?:put|attach|add|create)\s+[a-z]+\s?(?:[a-z]+\s)?(?:policy|permission|access\s+key)"
+        rf"\b{_CALL_VERB}\b[^.;\n]{{0,30}}?\b(?:put|attach|add|create)\s+(?:[a-z]+\s+){{0,2}}(?:policy|permission|access\s+key)"
     ),
     re.compile(r"\badministratoraccess\b|\"action\"\s*:\s*\"\*\""),
 ]
@@ -218,8 +235,9 @@ _NEGATED = re.compile(r"\b(?:never|not|don'?t|avoid|without|instead\s+of|no\s+ne
 # More exfiltration wording.
 _FOLDED_EXFIL = [
     re.compile(
-        r"\b(?:include|put|paste|echo|print|show|reveal|write|return|add)\b[^.;\n]{0,40}\b(?:api\s?keys?|secrets?"
-        r"|tokens?|passwords?|credentials?|[a-z]+\s+api\s+key|access\s+keys?)\b[^.;\n]{0,30}\b(?:answer|output"
+        r"\b(?:include|put|paste|echo|print|show|reveal|write|return|add|attach|append|insert|embed|copy)\b[^.;\n]{0,40}"
+        r"\b(?:api\s?keys?|secrets?|tokens?|passwords?|credentials?|[a-z]+\s+api\s+key|access\s+keys?"
+        r"|environment\s+variables?|env\s+vars?)\b[^.;\n]{0,30}\b(?:answer|output"
         r"|response|reply|report|message|summary)"
     ),
     re.compile(r"\b(?:upload|copy|send|export|sync|share|push)\b[^.;\n]{0,40}\b(?:to|into|onto)\s+(?:a\s+|the\s+)?public\b"),
@@ -421,6 +439,7 @@ class ContentGuard:
         first("injection", _INJECTION)
         also("injection", folded, _FOLDED_INJECTION)
         also("injection", plain, _FOREIGN_INJECTION)
+        also("injection", folded, _FOLDED_WAIVER, negatable=True)
         first("jailbreak", _JAILBREAK)
         first("exfiltration", _EXFIL)
         also("exfiltration", folded, _FOLDED_EXFIL)
