@@ -283,3 +283,16 @@ def test_loader_is_total(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_loader_is_total_ten_thousand(name: str) -> None:
     _property(name, _long)()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # Found by the long run: a null mapping key made the question loader sort None against strings.
+        ("question", ": customers_by_region\n&&a a task_type: customers\nsplit: train\n"),
+        ("question", "~: 1\n3: 2\nname: customers_by_region\n"),
+        ("example", (SPEC, "examples: []\n~: 1\n3: 2\n", None)),
+    ],
+)
+def test_former_crashes_are_documented_errors(name: str, value: Any) -> None:
+    _check(name, value)

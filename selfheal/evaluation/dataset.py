@@ -426,7 +426,7 @@ def _load_example_file(dataset: str, path: Path, scenario_checks: ScenarioValida
         ex.n_checks = n_checks
         return [ex]
     if "examples" in raw:
-        extra = sorted(set(raw) - {"examples"})
+        extra = sorted(set(raw) - {"examples"}, key=str)  # a key may be null or a number
         if extra:
             raise FileFormatError(
                 path, line_of(raw, (extra[0],)), f"a file with 'examples:' holds nothing else (found '{extra[0]}')"
