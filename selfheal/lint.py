@@ -1,4 +1,4 @@
-"""``selfheal lint``: check every context file, template and cheatsheet entry, reporting all problems.
+"""``selfheal lint``: check every context, template, cheatsheet entry, dataset and scenario file; report all problems.
 
 The loaders stop at the first error (a run must not start on a broken
 context); lint keeps going so a reviewer sees every ``file:line`` at once,

@@ -63,6 +63,7 @@ def _load(prompts_dir: Path, path: Path) -> AgentContext:
     refused = context_text_problems(ctx)
     if refused:  # hand-written context never went through the curator's guard: checked on load
         loc, reason = refused[0]
-        raise FileFormatError(path, line_of(data, loc), f"{'.'.join(map(str, loc))}: refused by the content guard: {reason}")
+        where = ".".join(map(str, loc))
+        raise FileFormatError(path, line_of(data, loc), f"{where}: refused by the content guard: {reason}")
     template = read_template(ctx, prompts_dir, data, path)
     return AgentContext(**ctx.model_dump(), template=template, source_dir=prompts_dir)
