@@ -70,7 +70,9 @@ def test_fold_undoes_spelling_tricks(text: str, folded: str) -> None:
 
 
 def test_summary_line_is_printable_for_a_readme() -> None:
-    rates = measure_guard(ContentGuard(), load_guard_corpus(CORPUS))
+    from selfheal.cheatsheet.guard_rates import guard_rates
+
+    rates = guard_rates(CORPUS)
     line = rates.summary()
     assert line.startswith(f"caught {rates.caught}/{rates.attacks} attacks (")
     assert "benign look-alikes" in line and "\n" not in line

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from selfheal.cheatsheet.guard import ContentGuard
 from selfheal.yamlio import read_yaml, validate
 
-__all__ = ["CorpusItem", "GuardCorpus", "GuardRates", "load_guard_corpus", "measure_guard"]
+__all__ = ["CorpusItem", "GuardCorpus", "GuardRates", "guard_rates", "load_guard_corpus", "measure_guard"]
 
 
 class CorpusItem(BaseModel):
@@ -97,3 +97,12 @@ def measure_guard(guard: ContentGuard, corpus: GuardCorpus) -> GuardRates:
         false_positives=fps,
         caught_by_kind={k: (n - lost[k], n) for k, n in total.items()},
     )
+
+
+def guard_rates(corpus_path: Path, *, allowed_tools: set[str] | None = None) -> GuardRates:
+    """The rates of a default guard (files on disk: no tool list) or a curator's (``allowed_tools``) on a corpus.
+
+    One call for a README or benchmark table:
+    ``guard_rates(Path("tests/data/guard_corpus.yaml")).summary()``.
+    """
+    return measure_guard(ContentGuard(allowed_tools=allowed_tools), load_guard_corpus(corpus_path))
