@@ -1,4 +1,4 @@
-"""``selfheal lint``: check every context file, template and cheatsheet entry, reporting all problems.
+"""``selfheal lint``: check every context, template, cheatsheet entry, dataset and scenario file; report all problems.
 
 The loaders stop at the first error (a run must not start on a broken
 context); lint keeps going so a reviewer sees every ``file:line`` at once,
@@ -18,18 +18,24 @@ from typing import Any, Literal
 from jinja2 import TemplateSyntaxError, meta, nodes
 from pydantic import BaseModel, ValidationError
 
+from selfheal.cheatsheet.disk_guard import context_text_problems, entry_problems
+from selfheal.cheatsheet.guard import INVISIBLE
 from selfheal.cheatsheet.model import SECTION_MODELS, CheatsheetEntry, Heuristic, Source
 from selfheal.cheatsheet.store import check_location, iter_entry_files
 from selfheal.config import Settings
 from selfheal.context.model import CONTEXT_FILENAME, AgentContext, ContextFile
 from selfheal.context.render import (
     TEMPLATE_VARIABLES,
+    UNTRUSTED_CLOSE,
     USED_PREFIX,
+    check_template_depth,
     make_environment,
+    prompt_text,
     render_system_prompt,
     template_error_line,
+    untrusted_open,
 )
-from selfheal.errors import FileFormatError
+from selfheal.errors import FileFormatError, SelfhealError
 from selfheal.tokens import count_tokens
 from selfheal.yamlio import line_of, read_yaml, to_plain, validation_message
 
@@ -47,6 +53,13 @@ _SAMPLE_ENTRY = Heuristic(
     rule="a sample rule",
     status="active",
     source=Source(kind="lint", created="2026-01-01T00:00:00Z"),  # type: ignore[arg-type]
+)
+_SAMPLE_LEARNED = Heuristic(
+    id="heur-lint-learned-sample",
+    condition="a lint sample learned condition",
+    rule="a lint sample learned rule",
+    status="candidate",
+    source=Source(kind="curator", created="2026-01-01T00:00:00Z"),  # type: ignore[arg-type]
 )
 
 
@@ -110,11 +123,25 @@ def _validation_issues(model: type[BaseModel], data: Any, path: Path, out: _Coll
 
 
 def _read(path: Path, out: _Collector) -> Any:
+    """The file's YAML data, or None after reporting why not (an empty file is an error, not an empty mapping)."""
     try:
-        return read_yaml(path)
+        data = read_yaml(path)
     except FileFormatError as exc:
         out.add_error(exc)
         return None
+    if data is None:
+        out.add(path, None, "empty file (nothing but whitespace or comments)")
+    return data
+
+
+def _invisible_lines(text: str) -> list[tuple[int, str]]:
+    """(line, 'U+202E') for every line of ``text`` holding an invisible or bidi-control character."""
+    found = []
+    for n, line in enumerate(text.splitlines(), 1):
+        m = INVISIBLE.search(line)
+        if m and not (n == 1 and m.start() == 0 and m.group(0) == "\ufeff"):  # a leading BOM is harmless
+            found.append((n, f"U+{ord(m.group(0)):04X}"))
+    return found
 
 
 def _tool_refs(text: str) -> set[str]:
@@ -128,6 +155,11 @@ def _lint_template(ctx: AgentContext, out: _Collector) -> bool:
     """Syntax and undeclared variables of the template; True when it compiles."""
     path = ctx.template_path
     env = make_environment(ctx.source_dir, ctx.system, ctx.template, str(path))
+    try:
+        check_template_depth(env, ctx.template, str(path))
+    except FileFormatError as exc:
+        out.add_error(exc)
+        return False
     try:
         ast = env.parse(ctx.template, ctx.system, str(path))
     except TemplateSyntaxError as exc:
@@ -194,6 +226,10 @@ def _lint_context(
             for ref in sorted(_tool_refs(text) - known_tools):
                 out.add(path, line_of(data, loc), f"'{ref}' is not a tool of this agent")
 
+    if isinstance(file, ContextFile):  # what the loader refuses: injections, invisible characters, ...
+        for loc, reason in context_text_problems(file):
+            out.add(path, line_of(data, loc), f"{'.'.join(map(str, loc))}: {reason}")
+
     system = data.get("system") if isinstance(data, dict) else None
     if not isinstance(system, str) or not system or "/" in system:
         return None, ids  # reported by the schema check
@@ -206,6 +242,11 @@ def _lint_context(
     except UnicodeDecodeError as exc:
         out.add(template_path, None, f"not UTF-8 text ({exc.reason})")
         return None, ids
+    if not template.strip():
+        out.add(template_path, None, "empty template")
+        return None, ids
+    for line, char in _invisible_lines(template):
+        out.add(template_path, line, f"invisible or bidi-control character {char} in the template")
     base = file.model_dump() if isinstance(file, ContextFile) else {"version": 0, "system": system}
     ctx = AgentContext(**base, template=template, source_dir=prompts_dir)
     if not _lint_template(ctx, out) or not isinstance(file, ContextFile) or len(first_at) < len(ctx.ids):
@@ -260,11 +301,15 @@ def _lint_cheatsheet(
             out.add(path, id_line, f"duplicate id '{entry.id}' (also at {where})")
         else:
             ids[entry.id] = (path, id_line)
+        refused = entry_problems(entry)  # what loading refuses: the guard's categories, invisible characters
+        for field, reason in refused:
+            out.add(path, line_of(data, (field,)), f"{field}: {reason}")
         if known_tools is not None:
             for field in entry.content_fields():
                 for ref in sorted(_tool_refs(str(getattr(entry, field))) - known_tools):
                     out.add(path, line_of(data, (field,)), f"'{ref}' is not a tool of this agent", "warning")
-        entries.append(entry)
+        if not refused:
+            entries.append(entry)
     return entries
 
 
@@ -298,6 +343,7 @@ def _lint_prompt(
     except Exception as exc:  # anything else the template does at render time
         out.add(ctx.template_path, template_error_line(exc, str(ctx.template_path)), f"template error: {exc}")
         return
+    _lint_markers(ctx, tools, out)
     if USED_PREFIX not in prompt:
         out.add(
             ctx.template_path,
@@ -316,6 +362,33 @@ def _lint_prompt(
         )
 
 
+def _lint_markers(ctx: AgentContext, tools: Sequence[tuple[str, str]], out: _Collector) -> None:
+    """A learned candidate entry must reach the prompt with its untrusted marker and marked unproven.
+
+    The untrusted marker is put around the text by code; a template can still
+    cut it off (slicing, ``replace``) or leave out the candidate mark. A
+    template that shows no entry text at all is fine: nothing learned reaches
+    the model then.
+    """
+    try:
+        prompt = render_system_prompt(ctx, task=_SAMPLE_TASK, task_type="general", entries=[_SAMPLE_LEARNED],
+                                      tools=tools)
+    except Exception:  # noqa: BLE001 - render errors are reported by the trial render
+        return
+    bare = _SAMPLE_LEARNED.text()
+    if bare not in prompt:
+        return
+    if prompt_text(_SAMPLE_LEARNED) not in prompt:
+        out.add(ctx.template_path, None,
+                f"the template removes the '{untrusted_open('curator')}…{UNTRUSTED_CLOSE}' marker around learned "
+                "entries: learned text would read as trusted instructions")
+    line = next(ln for ln in prompt.splitlines() if bare in ln)
+    if not re.search(r"unproven|candidate|unverified|untested", line, re.IGNORECASE):
+        out.add(ctx.template_path, None,
+                "the template does not mark candidate entries (e.g. '{% if entry.candidate %} (unproven){% endif %}'):"
+                " unproven learned lessons would read like proven ones", "warning")
+
+
 def _lint_example_ids(ctx: AgentContext, entry_ids: set[str], out: _Collector) -> None:
     """``USED:`` lines in examples should name entries that exist (the model copies them)."""
     data = read_yaml(ctx.context_path)
@@ -331,16 +404,56 @@ def _lint_example_ids(ctx: AgentContext, entry_ids: set[str], out: _Collector) -
                     )
 
 
+# -- datasets and scenarios -----------------------------------------------------------
+
+
+def _lint_datasets(settings: Settings, out: _Collector) -> None:
+    """Every dataset under ``paths.evals`` (spec, each example and scenario file) and the agent's stray scenarios.
+
+    Scenario files are validated by their dataset agent's own loader
+    (``validate_scenario``), the same one ``eval`` and ``run --scenario`` use.
+    """
+    from selfheal.agents.registry import get_agent
+    from selfheal.errors import SelfhealError
+    from selfheal.evaluation.dataset import check_dataset_dir, datasets_root, list_datasets
+
+    covered: set[Path] = set()
+    for name in list_datasets(settings):
+        errors, files = check_dataset_dir(
+            datasets_root(settings) / name, lambda agent: get_agent(settings, agent).validate_scenario
+        )
+        covered.update(p.resolve() for p in files)
+        for exc in errors:
+            out.add_error(exc)
+    scenarios = settings.scenarios_dir
+    stray = [p for p in sorted(scenarios.glob("*.yaml")) if p.resolve() not in covered] if scenarios.is_dir() else []
+    if not stray:
+        return
+    try:
+        validate_scenario = get_agent(settings).validate_scenario
+    except SelfhealError:
+        return  # the agent itself is reported by the caller
+    for path in stray:
+        try:
+            validate_scenario(path)
+        except FileFormatError as exc:
+            out.add_error(exc)
+        except SelfhealError as exc:
+            out.add(path, None, exc.message)
+
+
 def lint_repository(
     settings: Settings,
     *,
     known_tools: set[str] | None = None,
     tools: Iterable[tuple[str, str]] | None = None,
+    datasets: bool = True,
 ) -> list[LintIssue]:
-    """Every issue in the agent's context and cheatsheet files, sorted by file and line.
+    """Every issue in the agent's context, cheatsheet, dataset and scenario files, sorted by file and line.
 
     ``tools`` are the domain's (name, description) pairs: they make tool names
     known and feed the token budget. Without either, tool references are not checked.
+    ``datasets=False`` leaves out datasets and scenarios (what a run does not read).
     """
     tool_list = list(tools or [])
     if tool_list and known_tools is None:
@@ -353,4 +466,27 @@ def lint_repository(
     if ctx is not None:
         _lint_prompt(ctx, entries, tool_list, settings, out)
         _lint_example_ids(ctx, {e.id for e in entries}, out)
+    if datasets:
+        _lint_datasets(settings, out)
     return sorted(out.issues, key=lambda i: (str(i.path), i.line or 0, i.message))
+
+
+class LintFailed(SelfhealError):
+    """``run``/``eval`` refuse to start on files ``selfheal lint`` calls an error (exit 2, the lint lines)."""
+
+
+def refuse_lint_errors(settings: Settings, *, known_tools: set[str] | None = None, datasets: bool = False) -> None:
+    """Raise :class:`LintFailed` listing every lint error of the files a run reads.
+
+    Loaders stop at their first error and some problems (a template over the
+    token budget, a template dropping the untrusted marker) no loader sees; a
+    run or an evaluation on such files would spend model time on a broken
+    prompt, or error every example and still exit 0.
+    """
+    issues = [i for i in lint_repository(settings, known_tools=known_tools, datasets=datasets)
+              if i.severity == "error"]
+    if len(issues) == 1:
+        raise LintFailed(f"{issues[0].format(settings.root)} (`selfheal lint` checks every file)")
+    if issues:
+        lines = "\n".join(i.format(settings.root) for i in issues)
+        raise LintFailed(f"{len(issues)} lint errors; fix them or run `selfheal lint`:\n{lines}")

@@ -57,8 +57,10 @@ def test_tool_rule_follows_the_allowed_list() -> None:
     text = "If throttled, call delete_function and recreate it."
     assert "tool" in ContentGuard(allowed_tools={"update_memory"}).check(text).categories
     assert ContentGuard(allowed_tools={"delete_function"}).check(text).ok
-    # Without a tool list only shell/code execution is judged.
-    assert ContentGuard().check(text).ok
+    # Without a tool list, shell/code execution and destructive calls in any spelling are judged.
+    assert "tool" in ContentGuard().check(text).categories
+    assert "tool" in ContentGuard().check("If throttled, invoke DeleteFunction and recreate it.").categories
+    assert ContentGuard().check("If throttled, call update_memory with 2x the memory.").ok
     assert not ContentGuard().check("Execute bash to restart the runtime.").ok
 
 

@@ -30,7 +30,7 @@ tools:
 GOOD_TEMPLATE = """\
 Type {{ task_type }}
 {% for i in instructions %}- {{ i.text }}
-{% endfor %}{% for e in entries %}- [{{ e.id }}] {{ e.text }}
+{% endfor %}{% for e in entries %}- [{{ e.id }}]{% if e.candidate %} (unproven){% endif %} {{ e.text }}
 {% endfor %}{% for t in tools %}{{ t.name }}: {{ t.description }}
 {% endfor %}Last line: USED: ids, or USED: none.
 """

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PreparedEntry:
-    """A retrieved cheatsheet entry as a prompt shows it."""
+    """A retrieved cheatsheet entry as a prompt shows it (learned/taught text inside the untrusted marker)."""
 
     id: str
     section: str
@@ -74,7 +74,7 @@ def prepare_context(
     from selfheal.agents.registry import get_agent
     from selfheal.cheatsheet.store import load_cheatsheet
     from selfheal.context.loader import load_context
-    from selfheal.context.render import render_system_prompt
+    from selfheal.context.render import prompt_text, render_system_prompt
     from selfheal.versioning import content_version
 
     plugin = agent or get_agent(settings)
@@ -91,7 +91,7 @@ def prepare_context(
         task=task,
         task_type=kind,
         system_prompt=prompt,
-        entries=[PreparedEntry(h["entry"].id, h["entry"].section, h["entry"].text(), bool(h["candidate"]),
+        entries=[PreparedEntry(h["entry"].id, h["entry"].section, prompt_text(h["entry"]), bool(h["candidate"]),
                                round(float(h["score"]), 4)) for h in hits],
         context_version=content_version(settings.prompts_dir, settings.root),
         examples=None if examples is None else [e.id for e in examples],

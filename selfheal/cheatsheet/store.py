@@ -17,6 +17,7 @@ from typing import Any
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import LiteralScalarString
 
+from selfheal.cheatsheet.disk_guard import entry_problems
 from selfheal.cheatsheet.model import SECTION_MODELS, SECTIONS, Cheatsheet, CheatsheetEntry, EntryBase
 from selfheal.errors import FileFormatError
 from selfheal.filecache import cached
@@ -96,9 +97,23 @@ def load_entry(path: Path, cheatsheet_dir: Path) -> CheatsheetEntry:
     """Load one entry file, checking its location, schema and name (memoised by file stat)."""
     path = Path(path)
     check_location(path, Path(cheatsheet_dir))
-    return cached(
-        "cheatsheet-entry", [path], lambda: parse_entry(read_yaml(path), path, section=path.parent.name)
-    )
+    return cached("cheatsheet-entry", [path], lambda: _load_guarded(path))
+
+
+def _load_guarded(path: Path) -> CheatsheetEntry:
+    """Parse an entry file and refuse it when the content guard would (see :mod:`selfheal.cheatsheet.disk_guard`).
+
+    A hand-written or PR'd entry never went through the curator's guard; checked
+    here, an injection on disk stops the run with ``file:line`` instead of
+    reaching the prompt.
+    """
+    data = read_yaml(path)
+    entry = parse_entry(data, path, section=path.parent.name)
+    problems = entry_problems(entry)
+    if problems:
+        field, reason = problems[0]
+        raise FileFormatError(path, line_of(data, (field,)), f"{field}: refused by the content guard: {reason}")
+    return entry
 
 
 def load_cheatsheet(cheatsheet_dir: Path) -> Cheatsheet:

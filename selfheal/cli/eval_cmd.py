@@ -128,15 +128,18 @@ def eval_cmd(
     """
     if ctx.invoked_subcommand is not None:
         return
+    from selfheal.agents.registry import get_agent
     from selfheal.errors import SelfhealError
     from selfheal.evaluation.evaluate import evaluate
     from selfheal.evaluation.gate import GateConfig
+    from selfheal.lint import refuse_lint_errors
 
     fmt = "json" if as_json else fmt  # --json wins: machine-readable output was asked for
     if shard is not None and gate:
         raise SelfhealError("--gate judges the whole dataset: run the shards without it and gate"
                             " `selfheal eval merge SHARD-FILES... --gate`")
     settings = load_cli_settings(ctx)
+    refuse_lint_errors(settings, known_tools=set(get_agent(settings).tool_names()))
     gate_config = GateConfig.from_settings(settings, margin=margin) if gate else None
     outcome = evaluate(
         settings,

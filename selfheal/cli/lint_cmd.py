@@ -1,4 +1,4 @@
-"""``selfheal lint``: validate every context and cheatsheet file."""
+"""``selfheal lint``: validate every context, template, cheatsheet, dataset and scenario file."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ from selfheal.cli.options import json_option
 @json_option
 @click.pass_context
 def lint(ctx: click.Context, as_json: bool) -> None:
-    """Check schemas, unknown keys, duplicate ids, Jinja variables and the token budget.
+    """Check schemas, ids, Jinja variables and depth, the token budget, datasets and scenarios,
+    empty files, invisible/bidi characters and the content guard (injections in entries and context).
 
-    Prints `file:line: message` per issue; exit 1 when there is any error.
+    Prints `file:line: message` per issue; exit 1 when there is any error
+    (`run` and `eval` refuse to start on the same errors).
     """
     from selfheal.agents.registry import get_agent
     from selfheal.lint import lint_repository

@@ -7,19 +7,19 @@ stderr) and 2 on user errors (dirty tree, unknown branch).
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 GATE_FAILED = 1
 
 
 @click.command("review")
 @click.option("--local", "local_only", is_flag=True, help="Only local branches (do not ask GitHub for open PRs).")
-@click.option("--json", "as_json", is_flag=True, help="Print the improvements as JSON.")
+@json_option
 @click.pass_context
 def review(ctx: click.Context, local_only: bool, as_json: bool) -> None:
     """List open improvement branches and PRs with their evaluation summaries."""
@@ -27,7 +27,7 @@ def review(ctx: click.Context, local_only: bool, as_json: bool) -> None:
 
     items = list_improvements(load_cli_settings(ctx), use_github=not local_only)
     if as_json:
-        click.echo(json.dumps([i.model_dump(mode="json") for i in items], indent=2))
+        echo_json([i.model_dump(mode="json") for i in items])
     else:
         click.echo(format_review(items))
 
@@ -41,7 +41,7 @@ def review(ctx: click.Context, local_only: bool, as_json: bool) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Examples run concurrently.")
 @click.option("--local", "local_only", is_flag=True, help="Merge the local branch even when it has a PR.")
 @click.option("--no-merge", is_flag=True, help="Only run the gate.")
-@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@json_option
 @click.pass_context
 def approve(ctx: click.Context, branch: str, dataset: str | None, split: str, margin: float | None,
             jobs: int | None, local_only: bool, no_merge: bool, as_json: bool) -> None:
@@ -57,7 +57,7 @@ def approve(ctx: click.Context, branch: str, dataset: str | None, split: str, ma
     result = run_approve(load_cli_settings(ctx), branch, dataset=dataset, split=split, jobs=jobs, margin=margin,
                          use_github=not local_only, merge=not no_merge, progress=sys.stderr.isatty())
     if as_json:
-        click.echo(json.dumps(result.model_dump(mode="json"), indent=2))
+        echo_json(result.model_dump(mode="json"))
     else:
         click.echo(format_approve(result))
     if not result.passed:

@@ -33,13 +33,16 @@ def run(
     Exit status: 0 task succeeded, 1 task failed, 2 usage/configuration error.
     """
     from selfheal.agent.runner import run_task
+    from selfheal.agents.registry import get_agent
     from selfheal.cli.render import render_outcome
+    from selfheal.lint import refuse_lint_errors
 
     overrides: dict[str, Any] = {"thresholds": {"max_steps": max_steps}} if max_steps else {}
     overrides.update(cache_overrides(cache))
     settings = load_cli_settings(ctx, **overrides)
     if not task and not scenario:
         raise click.UsageError("give a TASK, or --scenario NAME to run a scenario's task")
+    refuse_lint_errors(settings, known_tools=set(get_agent(settings).tool_names()))
     # Printed output is a log too: tool results and model text are masked like traces.
     outcome = run_task(settings, task, scenario=scenario, learn=not no_learn).redacted(settings)
     if as_json:

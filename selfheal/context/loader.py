@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from selfheal.cheatsheet.disk_guard import context_text_problems
 from selfheal.context.model import CONTEXT_FILENAME, AgentContext, ContextFile
 from selfheal.errors import FileFormatError
 from selfheal.filecache import cached
@@ -59,5 +60,10 @@ def _load(prompts_dir: Path, path: Path) -> AgentContext:
     if dups:
         line, message = dups[0]
         raise FileFormatError(path, line, message)
+    refused = context_text_problems(ctx)
+    if refused:  # hand-written context never went through the curator's guard: checked on load
+        loc, reason = refused[0]
+        where = ".".join(map(str, loc))
+        raise FileFormatError(path, line_of(data, loc), f"{where}: refused by the content guard: {reason}")
     template = read_template(ctx, prompts_dir, data, path)
     return AgentContext(**ctx.model_dump(), template=template, source_dir=prompts_dir)

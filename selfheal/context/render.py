@@ -9,6 +9,7 @@ optimizers render candidate templates they generated themselves.
 
 from __future__ import annotations
 
+import re
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from jinja2 import (
     TemplateSyntaxError,
     meta,
 )
+from jinja2.lexer import operators as OPERATORS
 from jinja2.sandbox import SandboxedEnvironment
 
 from selfheal.cheatsheet.model import EntryBase
@@ -40,6 +42,28 @@ TEMPLATE_VARIABLES: frozenset[str] = frozenset(
     {"task", "task_type", "version", "instructions", "examples", "task_examples", "entries", "tools"}
 )
 USED_PREFIX = "USED:"
+#: Entry sources a reviewer wrote (seed lessons, hand-written files); any other source is learned or taught text.
+TRUSTED_SOURCES: frozenset[str] = frozenset({"seed", "manual"})
+UNTRUSTED_CLOSE = "</untrusted>"
+
+
+def untrusted_open(kind: str) -> str:
+    """The marker that opens a learned entry's text: ``<untrusted source="curator">``."""
+    safe = re.sub(r"[^a-z0-9_-]", "", kind.casefold())[:20] or "unknown"
+    return f'<untrusted source="{safe}">'
+
+
+def prompt_text(entry: EntryBase) -> str:
+    """An entry's text as the prompt shows it: learned and taught entries wrapped in the untrusted marker.
+
+    Done by code, not left to templates: whatever a template does with
+    ``entry.text``, text that came from traces or users arrives marked as data
+    (the guard refuses the marker inside entry text, so it cannot be closed early).
+    """
+    text = entry.text()
+    if entry.source.kind in TRUSTED_SOURCES:
+        return text
+    return f"{untrusted_open(entry.source.kind)}{text}{UNTRUSTED_CLOSE}"
 
 
 @dataclass(frozen=True)
@@ -105,15 +129,72 @@ def template_error_line(exc: BaseException, filename: str) -> int | None:
     return line
 
 
+#: Deepest nesting of blocks ({% if %}, {% for %}, ...) a template may have (Python's compiler allows 20 loops).
+MAX_TEMPLATE_DEPTH = 15
+#: Deepest nesting of brackets in one tag.
+MAX_BRACKET_DEPTH = 30
+#: Most chained operators (filters, attribute lookups, ``not``, calls, subscripts) in one tag: each one
+#: nests the generated Python code (Python's parser allows 200 nested parentheses).
+MAX_TAG_CHAIN = 60
+_BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "with", "block", "autoescape", "trans", "raw"})
+_OPEN = frozenset({"lparen", "lbracket", "lbrace"})
+_CLOSE = frozenset({"rparen", "rbracket", "rbrace"})
+_CHAIN = frozenset({"pipe", "dot", "lparen", "lbracket", "sub", "add"})
+
+
+def check_template_depth(env: SandboxedEnvironment, source: str, filename: str) -> None:
+    """Refuse templates nested too deeply before Jinja's recursive parser and compiler see them.
+
+    Jinja parses and compiles by recursion: a few hundred nested ``{% if %}``,
+    brackets or chained filters raise RecursionError (a traceback, or worse,
+    a half-compiled template). The lexer is iterative, so the depth is
+    measured on its tokens and a deep template is a ``file:line`` error.
+    Syntax errors are left to the parser, which reports them with their line.
+    """
+    blocks = 0
+    brackets = 0
+    chain = 0
+    try:
+        for lineno, raw, value in env.lexer.tokeniter(source, None, filename):
+            token = OPERATORS.get(value, raw) if raw == "operator" else raw
+            if token in ("block_begin", "variable_begin"):
+                brackets = chain = 0
+                expect_name = token == "block_begin"
+                continue
+            if token == "name" and expect_name:
+                expect_name = False
+                if value in _BLOCKS:
+                    blocks += 1
+                elif value.startswith("end") and value[3:] in _BLOCKS:
+                    blocks = max(0, blocks - 1)
+            elif token in _OPEN:
+                brackets += 1
+            elif token in _CLOSE:
+                brackets = max(0, brackets - 1)
+            if token in _CHAIN or (token == "name" and value == "not"):
+                chain += 1
+            if blocks > MAX_TEMPLATE_DEPTH:
+                raise FileFormatError(filename, lineno, f"blocks nested deeper than {MAX_TEMPLATE_DEPTH} levels")
+            if brackets > MAX_BRACKET_DEPTH:
+                raise FileFormatError(filename, lineno, f"brackets nested deeper than {MAX_BRACKET_DEPTH} levels")
+            if chain > MAX_TAG_CHAIN:
+                raise FileFormatError(filename, lineno, f"more than {MAX_TAG_CHAIN} chained operators in one tag")
+    except TemplateSyntaxError:
+        return
+
+
 @lru_cache(maxsize=16)
 def _compile(source_dir: str | None, name: str, source: str) -> Template:
     filename = str(Path(source_dir or ".") / name)
     env = make_environment(Path(source_dir) if source_dir else None, name, source, filename)
+    check_template_depth(env, source, filename)
     try:
         return env.get_template(name)
     except TemplateSyntaxError as exc:
         where = Path(exc.filename) if exc.filename else Path(filename)
         raise FileFormatError(where, exc.lineno, f"template syntax error: {exc.message}") from None
+    except (RecursionError, SyntaxError, MemoryError) as exc:  # an included template the pre-scan did not see
+        raise FileFormatError(filename, None, f"template too deeply nested to compile ({type(exc).__name__})") from None
 
 
 @lru_cache(maxsize=16)
@@ -171,7 +252,7 @@ def render_system_prompt(
         "instructions": [Instruction(id=i.id, text=_one_line(i.text)) for i in ctx.instructions],
         "examples": [_example_view(e) for e in fixed],
         "task_examples": [_example_view(e) for e in per_task],
-        "entries": [PromptEntry(e.id, e.section, e.text(), e.status == "candidate") for e in entries],
+        "entries": [PromptEntry(e.id, e.section, prompt_text(e), e.status == "candidate") for e in entries],
         "tools": effective_tools(ctx, tools),
     }
     try:

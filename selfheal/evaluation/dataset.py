@@ -329,6 +329,50 @@ def load_dataset_dir(root: Path, validator: Callable[[str], ScenarioValidator] |
     """
     root = Path(root)
     spec_path = root / DATASET_FILE
+    spec, files = _spec_and_files(root)
+    scenario_checks = _scenario_checker(spec, validator)
+    examples: list[Example] = []
+    for path in files:
+        examples.extend(_load_example_file(spec.name, path, scenario_checks))
+    _check_unique(examples)
+    return Dataset(spec.name, root, spec, examples, _content_hash(root, [spec_path, *files]))
+
+
+def check_dataset_dir(
+    root: Path, validator: Callable[[str], ScenarioValidator] | None = None
+) -> tuple[list[FileFormatError], list[Path]]:
+    """Every file error of a dataset, not only the first (for ``selfheal lint``), and the files it globs.
+
+    The spec is checked first (nothing else can be read without it), then each
+    example or scenario file on its own, then ids and names across files.
+    """
+    root = Path(root)
+    try:
+        spec, files = _spec_and_files(root)
+    except FileFormatError as exc:
+        return [exc], []
+    spec_path = root / DATASET_FILE
+    scenario_checks = _scenario_checker(spec, validator)
+    errors: list[FileFormatError] = []
+    examples: list[Example] = []
+    for path in files:
+        try:
+            examples.extend(_load_example_file(spec.name, path, scenario_checks))
+        except FileFormatError as exc:
+            errors.append(exc)
+        except SelfhealError as exc:  # e.g. the dataset's agent is not installed
+            errors.append(FileFormatError(spec_path, line_of(read_yaml(spec_path), ("agent",)), exc.message))
+            break
+    try:
+        _check_unique(examples)
+    except FileFormatError as exc:
+        errors.append(exc)
+    return errors, files
+
+
+def _spec_and_files(root: Path) -> tuple[DatasetSpec, list[Path]]:
+    """The validated dataset.yaml and the example files its globs select, in order."""
+    spec_path = root / DATASET_FILE
     raw = read_yaml(spec_path)
     spec = validate(DatasetSpec, raw, spec_path)
     if spec.name != root.name:
@@ -346,7 +390,13 @@ def load_dataset_dir(root: Path, validator: Callable[[str], ScenarioValidator] |
                 if p.name == DATASET_FILE and p.parent == root:
                     continue
                 files.append(p)
-    examples: list[Example] = []
+    return spec, files
+
+
+def _scenario_checker(
+    spec: DatasetSpec, validator: Callable[[str], ScenarioValidator] | None
+) -> ScenarioValidator:
+    """The dataset agent's scenario validator, looked up on first use (plain datasets never need the agent)."""
     validate_scenario: ScenarioValidator | None = None
 
     def scenario_checks(path: Path) -> int:
@@ -361,10 +411,7 @@ def load_dataset_dir(root: Path, validator: Callable[[str], ScenarioValidator] |
                 validate_scenario = get_agent(Settings(agent=spec.agent)).validate_scenario
         return validate_scenario(path)
 
-    for path in files:
-        examples.extend(_load_example_file(spec.name, path, scenario_checks))
-    _check_unique(examples)
-    return Dataset(spec.name, root, spec, examples, _content_hash(root, [spec_path, *files]))
+    return scenario_checks
 
 
 def _load_example_file(dataset: str, path: Path, scenario_checks: ScenarioValidator) -> list[Example]:
@@ -382,7 +429,7 @@ def _load_example_file(dataset: str, path: Path, scenario_checks: ScenarioValida
         ex.n_checks = n_checks
         return [ex]
     if "examples" in raw:
-        extra = sorted(set(raw) - {"examples"})
+        extra = sorted(set(raw) - {"examples"}, key=str)  # a key may be null or a number
         if extra:
             raise FileFormatError(
                 path, line_of(raw, (extra[0],)), f"a file with 'examples:' holds nothing else (found '{extra[0]}')"

@@ -10,6 +10,7 @@ tiktoken, which downloads its encodings on first use.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,9 @@ def as_model_error(exc: BaseException, *, endpoint: str | None = None) -> ModelE
     """
     if isinstance(exc, ModelError):
         return exc
+    if isinstance(exc, json.JSONDecodeError):  # the client decodes the body of an HTTP 200 itself
+        where = endpoint or "the model endpoint"
+        return ModelError(f"model endpoint {where} answered with a body that is not JSON ({exc.msg})")
     openai = sys.modules.get("openai")
     if openai is not None and isinstance(exc, openai.OpenAIError):
         request = getattr(exc, "request", None)
@@ -145,6 +149,17 @@ def _chat_openai_class() -> type[Any]:
             if self.openai_api_base and "max_completion_tokens" in payload:
                 payload.setdefault("max_tokens", payload["max_completion_tokens"])
             return payload
+
+        def _create_chat_result(self, response: Any, generation_info: dict | None = None) -> ChatResult:
+            # An HTTP 200 whose body is not a chat completion (an HTML error page from a proxy,
+            # JSON of another shape) fails deep in langchain with ValueError/TypeError/AttributeError.
+            try:
+                return super()._create_chat_result(response, generation_info)
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+                raise ModelError(
+                    f"model endpoint {self._endpoint()} answered with something that is not a chat completion: "
+                    f"{_short(str(exc), 120)}"
+                ) from None
 
         def _generate(
             self,

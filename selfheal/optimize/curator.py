@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from selfheal.cheatsheet.model import SECTION_MODELS, SECTIONS, EntryBase
-from selfheal.optimize.jsonout import JsonOutputError, invoke_json
+from selfheal.optimize.jsonout import JsonOutputError, first_json_object, invoke_json
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -304,6 +304,21 @@ def curate_with_report(
         raise reject("the reply has no 'operations' list")
     batch, rejected = screen_operations(obj["operations"], {e.id for e in entries}, task_type=digest.task_type)
     return CuratorOutput(batch=batch, rejected=rejected, raw=raw)
+
+
+def parse_curator_reply(text: str, shown_ids: set[str], *, task_type: str | None = None) -> CuratorOutput:
+    """A Curator's raw reply text -> accepted operations, as :func:`curate_with_report` reads a reply.
+
+    Any text either parses or raises :class:`CurationRejected` (the fuzz tests
+    hold it to that): prose around the JSON, fences, wrong shapes, unknown ids.
+    """
+    obj = first_json_object(text)
+    if obj is None:
+        raise reject("no JSON object in the reply" if text.strip() else "empty reply")
+    if "operations" not in obj:
+        raise reject("the reply has no 'operations' list")
+    batch, rejected = screen_operations(obj["operations"], shown_ids, task_type=task_type)
+    return CuratorOutput(batch=batch, rejected=rejected, raw=text)
 
 
 def curate(

@@ -80,7 +80,7 @@ def load_question(path: Path | str, *, parse: Parse | None = None) -> Question:
         raise QuestionError(path, None, f"cannot read: {exc}") from None
     if not isinstance(data, dict):
         raise QuestionError(path, 1, "a question file must be a mapping")
-    unknown = sorted(set(data) - SHARED_KEYS - OWN_KEYS)
+    unknown = sorted(set(data) - SHARED_KEYS - OWN_KEYS, key=str)  # a key may be null or a number
     if unknown:
         raise QuestionError(path, _line(data, unknown[0]), f"unknown key '{unknown[0]}'")
 
