@@ -83,6 +83,9 @@ class ThresholdsSettings(_Section):
     efficiency: float = Field(0.7, ge=0.0, le=1.0)
     recent_runs: int = Field(20, ge=1)
     max_steps: int = Field(8, ge=1, le=100)
+    # When the model answers early (the agent's session says a needed change was not made, or the
+    # last tool result was empty), ask it again with that observation, at most this many times.
+    nudges: int = Field(1, ge=0, le=5)
     top_k: int = Field(3, ge=0, le=50)
     context_token_budget: int = Field(3000, ge=100)
 

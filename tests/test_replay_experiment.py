@@ -58,7 +58,9 @@ def test_the_learned_vs_seed_eval_replays_identically(tmp_path: Path) -> None:
     settings = load_settings(
         root,
         env={},
-        overrides={"model": {"provider": "local", "cache_mode": "replay", "cache_dir": str(REPLAY)}},
+        # recorded before the loop nudged early answers (thresholds.nudges): replay it as it ran
+        overrides={"model": {"provider": "local", "cache_mode": "replay", "cache_dir": str(REPLAY)},
+                   "thresholds": {"nudges": 0}},
     )
     out = evaluate(settings, split="test", against="HEAD", progress=False, save=False)
     assert out.baseline is not None and out.comparison is not None
