@@ -163,3 +163,11 @@ def test_feedback_goes_to_langsmith_when_configured(tmp_path: Path, stub: LangSm
     assert str(sent["run_id"]) == str(data.roots["r4"].id)
     with LocalTraceStore(settings.trace_store_path) as store:  # and it is kept locally
         assert [f.id for f in store.list_feedback(run_ids=[data.roots["r4"].id])] == [fb.id]
+
+
+def test_a_score_outside_0_to_1_is_refused_before_anything_is_stored(settings: Settings, data: Dataset) -> None:
+    for score in (1.5, -0.01):
+        with pytest.raises(SelfhealError, match="from 0 to 1"):
+            record_feedback(settings, str(data.roots["r1"].id), score=score)
+    with LocalTraceStore(settings.trace_store_path) as store:
+        assert len(store.list_feedback()) == len(data.feedback)

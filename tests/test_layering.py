@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "agents": 2,
     "config": 1,
     "redact": 1,
-    "errors": 0, "yamlio": 0, "tokens": 0, "filecache": 0, "versioning": 0,
+    "errors": 0, "yamlio": 0, "tokens": 0, "filecache": 0, "versioning": 0, "timespec": 0,
 }  # fmt: skip
 #: (importer, imported) pairs forbidden even though the layers would allow them
 FORBIDDEN_PAIRS = {("agent", "optimize")}

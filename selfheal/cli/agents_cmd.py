@@ -7,10 +7,11 @@ import json
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import json_option
 
 
 @click.command("agents")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option
 @click.pass_context
 def agents(ctx: click.Context, as_json: bool) -> None:
     """List installed agents (entry points) and the configured agent_factory."""

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import json_option, since_option
 
 if TYPE_CHECKING:
     from selfheal.optimize.offline import CurationReport
 
 
 @click.command("curate")
-@click.option("--since", default="7d", show_default=True, help="Look-back window (30m, 12h, 7d, 2w) or an ISO date.")
+@since_option(default="7d", what="Curate runs started since then")
 @click.option("--filter", "filter_", default=None, metavar="FILTER",
               help="LangSmith filter over root runs, e.g. 'eq(status, \"error\")' (replaces the default: "
                    "failed runs and runs scored below 0.5).")
@@ -22,12 +24,12 @@ if TYPE_CHECKING:
 @click.option("--pr/--no-pr", "publish", default=False, show_default=True,
               help="Open a branch and pull request instead of changing the working tree.")
 @click.option("--dry-run", is_flag=True, help="Show the change; write nothing (files, counters, traces).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @click.option("--force", is_flag=True, help="Also re-curate runs an earlier batch curated; bypass the PR rate limit.")
 @click.pass_context
 def curate(
     ctx: click.Context,
-    since: str,
+    since: timedelta | datetime | None,
     filter_: str | None,
     limit: int,
     publish: bool,
@@ -40,12 +42,12 @@ def curate(
     Without --pr the change is written to the working tree (review it with
     `git diff`); with --pr it becomes a branch and pull request.
     """
-    from selfheal.optimize.offline import curate_offline, parse_since
+    from selfheal.optimize.offline import curate_offline
 
     settings = load_cli_settings(ctx)
     report = curate_offline(
         settings,
-        since=parse_since(since),
+        since=since,
         filter=filter_,
         limit=limit,
         publish=publish,

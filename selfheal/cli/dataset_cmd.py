@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from typing import Any
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 
 @click.group("dataset")
@@ -18,7 +20,7 @@ def dataset() -> None:
 
 
 @dataset.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option
 @click.pass_context
 def list_cmd(ctx: click.Context, as_json: bool) -> None:
     """Datasets with their example counts per split and content hash."""
@@ -47,7 +49,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
 @dataset.command("show")
 @click.argument("name")
 @click.option("--split", default="all", show_default=True, help="train, dev, test or all.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option
 @click.pass_context
 def show_cmd(ctx: click.Context, name: str, split: str, as_json: bool) -> None:
     """The examples of one dataset (optionally one split)."""
@@ -107,13 +109,17 @@ def _synced(ctx: click.Context, name: str) -> Iterator[tuple[Any, Any]]:
 
 @dataset.command("push")
 @click.argument("name")
+@json_option
 @click.pass_context
-def push_cmd(ctx: click.Context, name: str) -> None:
+def push_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     """Create or update the LangSmith dataset NAME with the files' example ids (idempotent)."""
     from selfheal.evaluation.langsmith_sync import push_dataset
 
     with _synced(ctx, name) as (ds, client):
         report = push_dataset(client, ds)
+    if as_json:
+        echo_json({"dataset": ds.name, **dataclasses.asdict(report)})
+        return
     click.echo(
         f"pushed {ds.name} to LangSmith (dataset {report.dataset_id}):"
         f" {len(report.created)} created, {len(report.updated)} updated"
@@ -122,12 +128,16 @@ def push_cmd(ctx: click.Context, name: str) -> None:
 
 @dataset.command("pull")
 @click.argument("name")
+@json_option
 @click.pass_context
-def pull_cmd(ctx: click.Context, name: str) -> None:
+def pull_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     """Apply LangSmith's edits of dataset NAME to the files (by example id); add new examples."""
     from selfheal.evaluation.langsmith_sync import pull_dataset
 
     with _synced(ctx, name) as (ds, client):
         report = pull_dataset(client, ds)
+    if as_json:
+        echo_json({"dataset": ds.name, **dataclasses.asdict(report)})
+        return
     for line in report.lines():
         click.echo(line)

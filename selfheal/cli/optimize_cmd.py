@@ -8,6 +8,7 @@ import sys
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import json_option
 
 
 @click.command("optimize")
@@ -20,7 +21,7 @@ from selfheal.cli.main import load_cli_settings
 @click.option("--apply", "apply_", is_flag=True, help="Write an accepted cheatsheet into the working tree.")
 @click.option("--pr/--no-pr", "publish", default=False, help="Open an accepted change as a branch + PR.")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write the Markdown report here.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+@json_option
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
               help="Also copy the learned cheatsheet here, accepted or not (for review).")
 @click.pass_context

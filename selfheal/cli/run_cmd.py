@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import cache_option, cache_overrides, json_option
 
 
 @click.command("run")
 @click.argument("task", required=False)
 @click.option("--scenario", "-s", default=None, help="Seed the simulated AWS account from this scenario.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@json_option
+@cache_option
 @click.option("--no-learn", is_flag=True, help="Do not learn from this run.")
 @click.option("--max-steps", type=click.IntRange(1, 100), default=None, help="Bound on model turns.")
 @click.pass_context
@@ -23,6 +26,7 @@ def run(
     as_json: bool,
     no_learn: bool,
     max_steps: int | None,
+    cache: str | None,
 ) -> None:
     """Run the agent on TASK (or on --scenario's task).
 
@@ -31,7 +35,8 @@ def run(
     from selfheal.agent.runner import run_task
     from selfheal.cli.render import render_outcome
 
-    overrides = {"thresholds": {"max_steps": max_steps}} if max_steps else {}
+    overrides: dict[str, Any] = {"thresholds": {"max_steps": max_steps}} if max_steps else {}
+    overrides.update(cache_overrides(cache))
     settings = load_cli_settings(ctx, **overrides)
     if not task and not scenario:
         raise click.UsageError("give a TASK, or --scenario NAME to run a scenario's task")

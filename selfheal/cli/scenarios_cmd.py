@@ -7,10 +7,11 @@ import json
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import json_option
 
 
 @click.command("scenarios")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option
 @click.pass_context
 def scenarios(ctx: click.Context, as_json: bool) -> None:
     """List scenarios with their task type and task."""

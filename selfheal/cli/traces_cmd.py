@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
-import sys
 from itertools import pairwise
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,46 +18,20 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import (
+    confirm,
+    echo_json,
+    json_option,
+    older_than_option,
+    since_option,
+    yes_option,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from selfheal.tracing.analysis import Analysis, GroupStats
     from selfheal.tracing.schema import FeedbackRecord, RunRecord
-
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30m``, ``12h``, ``7d``, ``2w``, ``45s`` as a timedelta; ValueError says what is accepted."""
-    m = _DURATION.match(text.strip().lower())
-    if not m:
-        raise ValueError(f"{text!r} is not a duration: give a number and a unit, e.g. 30m, 12h, 7d, 2w")
-    value = float(m.group(1))
-    if value <= 0:
-        raise ValueError(f"{text!r}: the duration must be positive")
-    return timedelta(**{_UNITS[m.group(2)]: value})
-
-
-class Duration(click.ParamType):
-    """A look-back window; ``all`` (when allowed) means no bound and converts to None."""
-
-    name = "duration"
-
-    def __init__(self, allow_all: bool = False) -> None:
-        self.allow_all = allow_all
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None or isinstance(value, timedelta):
-            return value
-        if self.allow_all and str(value).strip().lower() == "all":
-            return None
-        try:
-            return parse_duration(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
-
 
 def _fmt_duration(seconds: float | None) -> str:
     if seconds is None:
@@ -88,7 +60,6 @@ source_option = click.option(
     help="Read the local store, or LangSmith (when configured).",
 )
 project_option = click.option("--project", default=None, help="Project (default: tracing.project).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 
 
 @contextmanager
@@ -177,7 +148,7 @@ def traces() -> None:
 
 @traces.command("list")
 @click.argument("filter_text", metavar="[FILTER]", required=False)
-@click.option("--since", type=Duration(allow_all=True), default=None, help="Look-back window: 30m, 12h, 7d, 2w.")
+@since_option()
 @click.option(
     "--status",
     type=click.Choice(["error", "success", "pending"]),
@@ -194,7 +165,7 @@ def traces() -> None:
 def list_cmd(
     ctx: click.Context,
     filter_text: str | None,
-    since: timedelta | None,
+    since: timedelta | datetime | None,
     status: str | None,
     task_type: str | None,
     limit: int,
@@ -210,12 +181,13 @@ def list_cmd(
       selfheal traces list 'eq(metadata.success, false)' --since 7d
       selfheal traces list 'and(eq(run_type, "tool"), neq(error, null))' --all-runs
     """
+    from selfheal.timespec import cutoff
     from selfheal.tracing.filters import FilterError, parse_filter
     from selfheal.tracing.schema import utcnow
 
     settings = load_cli_settings(ctx)
     project = project or settings.tracing.project
-    start = None if since is None else utcnow() - since
+    start = cutoff(since, utcnow())
     is_root = None if all_runs else True
     try:
         if filter_text is not None:
@@ -503,8 +475,7 @@ def _render_trace(out: Console, trace: list[RunRecord], selected: Any, feedback:
 
 # -- stats -------------------------------------------------------------------------
 @traces.command("stats")
-@click.option("--since", type=Duration(allow_all=True), default="7d", show_default=True,
-              help="Look-back window (30m, 12h, 7d, 2w) or 'all'.")
+@since_option(default="7d")
 @click.option("--task-type", default=None, help="Only runs of this task type.")
 @click.option("--top", type=click.IntRange(1, 100), default=10, show_default=True,
               help="Error clusters and sequences shown.")
@@ -514,7 +485,7 @@ def _render_trace(out: Console, trace: list[RunRecord], selected: Any, feedback:
 @click.pass_context
 def stats(
     ctx: click.Context,
-    since: timedelta | None,
+    since: timedelta | datetime | None,
     task_type: str | None,
     top: int,
     project: str | None,
@@ -534,7 +505,7 @@ def stats(
     _render_stats(_console(), result, since)
 
 
-def _render_stats(out: Console, a: Analysis, since: timedelta | None) -> None:
+def _render_stats(out: Console, a: Analysis, since: timedelta | datetime | None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -669,30 +640,35 @@ def sync(ctx: click.Context, as_json: bool) -> None:
 
 
 @traces.command("prune")
-@click.option("--older-than", "older_than", type=Duration(), required=True, help="Age: 30d, 12w, 90d ...")
+@older_than_option
 @click.option("--project", default=None, help="Only this project (default: every project).")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (needed when not interactive).")
+@yes_option
+@json_option
 @click.pass_context
-def prune(ctx: click.Context, older_than: timedelta, project: str | None, yes: bool) -> None:
-    """Delete whole traces (runs and their feedback) whose root started before now - AGE."""
+def prune(
+    ctx: click.Context, older_than: timedelta | datetime | None, project: str | None, yes: bool, as_json: bool
+) -> None:
+    """Delete whole traces (runs and their feedback) whose root started before now - AGE (or before a date)."""
+    from selfheal.timespec import cutoff as cutoff_of
     from selfheal.tracing.schema import utcnow
     from selfheal.tracing.store import LocalTraceStore
 
     settings = load_cli_settings(ctx)
-    cutoff = utcnow() - older_than
+    now = utcnow()
+    cutoff = cutoff_of(older_than, now) or now  # all: every trace started before now
+    removed = 0
     with LocalTraceStore.from_settings(settings) as store:
-        if not yes:
-            old = store.count_matching(project=project, is_root=True, until=cutoff)
-            if not old:
-                click.echo(f"No traces started before {_utc(cutoff)} UTC.")
-                return
-            if not sys.stdin.isatty():
-                raise click.UsageError(
-                    f"{old} trace(s) would be deleted: pass --yes to confirm when not interactive"
-                )
-            if not click.confirm(f"Delete {old} trace(s) started before {_utc(cutoff)} UTC?"):
-                click.echo("Nothing deleted.")
+        old = None if yes else store.count_matching(project=project, is_root=True, until=cutoff)
+        if old != 0:
+            if not confirm(f"Delete {old} trace(s) started before {_utc(cutoff)} UTC?", yes=yes,
+                           refusal=f"{old} trace(s) would be deleted"):
+                click.echo("Nothing deleted.", err=as_json)
                 ctx.exit(1)
                 return
-        removed = store.prune(older_than, project=project)
-    click.echo(f"Removed {removed} trace(s) started before {_utc(cutoff)} UTC.")
+            removed = store.prune(max(now - cutoff, timedelta(0)), project=project)
+    if as_json:
+        echo_json({"removed": removed, "cutoff": cutoff.isoformat(), "project": project})
+    elif old == 0:
+        click.echo(f"No traces started before {_utc(cutoff)} UTC.")
+    else:
+        click.echo(f"Removed {removed} trace(s) started before {_utc(cutoff)} UTC.")

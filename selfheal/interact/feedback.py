@@ -161,8 +161,9 @@ def record_feedback(
     from selfheal.tracing.langsmith_backend import langsmith_configured
     from selfheal.tracing.store import LocalTraceStore
 
-    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
-        raise SelfhealError(f"feedback score must be a finite number, not {score!r}")
+    if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score) \
+            or not 0 <= score <= 1:
+        raise SelfhealError(f"feedback score must be a finite number from 0 to 1, not {score!r}")
     key = key.strip()
     if not key:
         raise SelfhealError("feedback key must not be empty")

@@ -88,18 +88,18 @@ class CurationReport:
 
 
 def parse_since(value: str | None) -> timedelta | datetime | None:
-    """``7d`` / ``12h`` / ``30m`` / ``2w`` -> a look-back window; an ISO date -> a datetime."""
+    """``7d`` / ``12h`` / ``2w`` / ``1y`` -> a look-back window; an ISO date -> a datetime; ``all`` -> None.
+
+    The grammar every ``--since`` shares (:mod:`selfheal.timespec`).
+    """
+    from selfheal.timespec import parse_timespec
+
     if not value:
         return None
-    text = value.strip().lower()
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    if text[-1:] in units and text[:-1].replace(".", "", 1).isdigit():
-        return timedelta(**{units[text[-1]]: float(text[:-1])})
     try:
-        when = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise SelfhealError(f"--since {value!r}: use a window like 7d, 12h, 2w or an ISO date") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+        return parse_timespec(value)
+    except ValueError as exc:
+        raise SelfhealError(f"--since {exc}") from None
 
 
 def select_runs(
