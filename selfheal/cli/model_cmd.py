@@ -91,7 +91,7 @@ def check(ctx: click.Context, tokens: int, as_json: bool) -> None:
 @click.option("--tool-bias", type=float, default=None, help="Bias toward calling a tool (default: model.tool_bias).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write every decision and its score here (JSON).")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.pass_context
 def probe(ctx: click.Context, paths: tuple[str, ...], agents: tuple[str, ...], tags: tuple[str, ...],
           limit: int | None, chat_format: str | None, tool_bias: float | None, out: str | None,
@@ -114,6 +114,6 @@ def probe(ctx: click.Context, paths: tuple[str, ...], agents: tuple[str, ...], t
     report = probe_protocol(settings, list(paths), agents=agents, tags=tags, limit=limit, on_score=progress,
                             out=out)
     if as_json:
-        click.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+        echo_json(report.model_dump(mode="json"))
     else:
         click.echo(render_probe_table(report))
