@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 from selfheal import load_settings  # noqa: E402
 from selfheal.evaluation.probe_report import ProbeReport  # noqa: E402
-from selfheal.evaluation.probe_runner import environment_verifier, run_probes, summarize_groups  # noqa: E402
+from selfheal.evaluation.probe_runner import environment_verifier, summarize_groups  # noqa: E402
 from selfheal.evaluation.probes import Probe, load_probes, select_probes  # noqa: E402
 
 #: name -> model settings
@@ -50,21 +50,32 @@ def sample(per_agent: int) -> list[Probe]:
 
 
 def run(name: str, probes: list[Probe], cache: str) -> ProbeReport:
+    """One protocol on ``probes``. ``record`` reuses what the cache already holds and records the rest."""
+    from selfheal.evaluation.probe_runner import decide
+    from selfheal.evaluation.probes import score_decision
     from selfheal.models.providers import make_chat_model, model_identity
 
-    settings = load_settings(ROOT, overrides={"model": {**PROTOCOLS[name], "cache_mode": cache, "cache_dir": CACHE,
-                                                         "provider": "local"}})
-    model = make_chat_model(settings)
+    def settings_for(mode: str) -> object:
+        return load_settings(ROOT, overrides={"model": {**PROTOCOLS[name], "cache_mode": mode, "cache_dir": CACHE,
+                                                        "provider": "local", "timeout_s": 1800}})
+
+    settings = settings_for(cache)
+    replay = make_chat_model(settings_for("replay"))
+    live = make_chat_model(settings) if cache != "replay" else replay
+    verifier = environment_verifier(settings)
     started = time.perf_counter()
-    done = [0]
-
-    def progress(score: object) -> None:
-        done[0] += 1
-        s = score  # ProbeScore
-        print(f"[{name} {done[0]}/{len(probes)}] {'ok ' if s.correct else 'BAD'} {s.probe_id}: "  # type: ignore[attr-defined]
-              f"{s.decision.tool or 'answer'} ({s.decision.seconds:.1f} s)", file=sys.stderr, flush=True)  # type: ignore[attr-defined]
-
-    scores = run_probes(model, probes, verifier=environment_verifier(settings), on_score=progress)
+    scores = []
+    for i, probe in enumerate(probes, 1):
+        decision = decide(replay, probe)
+        if decision.error.startswith("replay: no recorded response") and live is not replay:
+            decision = decide(live, probe)
+        verified = (verifier(probe, decision)
+                    if probe.expect.verify and decision.tool in probe.expect.tools else None)
+        s = score_decision(probe, decision, verified=verified)
+        scores.append(s)
+        print(f"[{name} {i}/{len(probes)}] {'ok ' if s.correct else 'BAD'} {s.probe_id}: "
+              f"{s.decision.tool or 'answer'} ({s.decision.seconds:.1f} s){' ' + s.decision.error if s.decision.error else ''}",
+              file=sys.stderr, flush=True)
     return ProbeReport(model=model_identity(settings), chat_format=settings.model.chat_format,
                        tool_bias=settings.model.tool_bias, probe_files=["evals/decisions"],
                        wall_seconds=round(time.perf_counter() - started, 1), summaries=summarize_groups(scores),

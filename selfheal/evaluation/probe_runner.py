@@ -128,7 +128,9 @@ def summarize(scores: Sequence[ProbeScore], group: str = "all") -> ProbeSummary:
         errors=sum(bool(s.decision.error) for s in scores),
         tokens_per_decision=round(mean([s.decision.input_tokens + s.decision.output_tokens for s in scores]), 1)
         if scores else 0.0,
-        seconds_per_decision=round(mean([s.decision.seconds for s in scores]), 2) if scores else 0.0,
+        # replayed decisions take no time: seconds are the mean over decisions the model made live
+        seconds_per_decision=round(mean(live), 2) if (live := [s.decision.seconds for s in scores
+                                                                if s.decision.seconds > 0]) else 0.0,
     )
 
 
