@@ -64,6 +64,11 @@ class ModelSettings(_Section):
     gguf_path: str | None = None
     n_ctx: int = Field(4096, ge=512)
     n_threads: int | None = Field(None, ge=1)
+    # How a tool call is asked of the local model: selfheal's protocol ("selfheal-tools", see
+    # models/llama_tools.py) or a llama-cpp-python chat format; compared on the decision probes.
+    chat_format: str = "selfheal-tools"
+    # Logit bias toward calling a tool in the call-or-answer step of "selfheal-tools".
+    tool_bias: float = Field(1.0, ge=-10.0, le=10.0)
     # Local model processes: each holds one conversation's KV cache; `eval -j N` runs at most this many at once.
     processes: int = Field(1, ge=1, le=8)
     seed: int = 0
@@ -103,6 +108,9 @@ class ThresholdsSettings(_Section):
     efficiency: float = Field(0.7, ge=0.0, le=1.0)
     recent_runs: int = Field(20, ge=1)
     max_steps: int = Field(8, ge=1, le=100)
+    # When the model answers early (the agent's session says a needed change was not made, or the
+    # last tool result was empty), ask it again with that observation, at most this many times.
+    nudges: int = Field(1, ge=0, le=5)
     top_k: int = Field(3, ge=0, le=50)
     context_token_budget: int = Field(3000, ge=100)
 

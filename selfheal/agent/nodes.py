@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
@@ -29,6 +29,7 @@ from selfheal.agent.record import (
     last_record,
     with_last,
 )
+from selfheal.agent.nudges import premature_answer
 from selfheal.agent.state import AgentState, RunContext
 from selfheal.tokens import count_tokens
 
@@ -345,6 +346,7 @@ def execute_task(
     final_text = ""
     stop_reason = "answered"
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    nudges: list[str] = []
     while True:
         if steps >= max_steps:
             stop_reason = "step_limit"
@@ -359,7 +361,12 @@ def execute_task(
         bad_calls = list(getattr(reply, "invalid_tool_calls", []) or [])
         if not calls and not bad_calls:
             final_text = reply.text if hasattr(reply, "text") else str(reply.content)
-            break
+            nudge = premature_answer(rc.session, messages, tool_calls) if len(nudges) < rc.settings.thresholds.nudges else None
+            if nudge is None or steps >= max_steps:
+                break
+            nudges.append(nudge)  # visible in the trace: the message, and the record's ``nudges``
+            messages.append(HumanMessage(content=nudge))
+            continue
         for call in calls:
             msg = _run_tool_call(rc, call, config)
             messages.append(msg)
@@ -388,7 +395,7 @@ def execute_task(
             )
 
     run = ExecutionResult(messages=messages, steps=steps, stop_reason=stop_reason, tool_calls=tool_calls,
-                          final_answer=final_text, usage=usage)
+                          final_answer=final_text, usage=usage, nudges=nudges)
     return _record_execution(state, entries, system_prompt, started, run)
 
 
@@ -402,6 +409,7 @@ class ExecutionResult:
     tool_calls: list[dict[str, Any]]
     final_answer: str
     usage: dict[str, int]
+    nudges: list[str] = field(default_factory=list)
 
 
 def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_prompt: str, started: float,
@@ -415,6 +423,7 @@ def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_p
         stop_reason=run.stop_reason,
         tool_calls=[ToolCallRecord.model_validate(c) for c in run.tool_calls],
         final_answer=run.final_answer,
+        nudges=run.nudges,
         used_entries=used,
         unknown_entries_claimed=unknown,
         retrieved_entries=sorted(known_ids),

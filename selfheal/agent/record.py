@@ -70,6 +70,8 @@ class ExecutionRecord(_Record):
     stop_reason: str = "answered"
     tool_calls: list[ToolCallRecord] = Field(default_factory=list)
     final_answer: str = ""
+    #: observations the loop gave back when the model tried to stop early (see agent/nudges.py)
+    nudges: list[str] = Field(default_factory=list)
     used_entries: list[str] = Field(default_factory=list)
     unknown_entries_claimed: list[str] = Field(default_factory=list)
     retrieved_entries: list[str] = Field(default_factory=list)

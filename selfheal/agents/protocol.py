@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from langchain_core.tools import BaseTool
@@ -98,6 +98,17 @@ REQUIRED_METHODS: tuple[str, ...] = (
     "describe_scenarios",
     "validate_scenario",
 )
+
+
+class PrematureAnswerAware(Protocol):
+    """Optional session hook: say when answering now would be premature (see ``selfheal.agent.nudges``).
+
+    Called with the run's tool calls so far (name, args, status, output) when the
+    model answers; a returned line is given back to the model once (``thresholds.nudges``),
+    e.g. "the task asks for a change and none was made". Return None to accept the answer.
+    """
+
+    def premature_answer(self, tool_calls: list[dict[str, Any]]) -> str | None: ...
 
 
 class Prewarmable(Protocol):

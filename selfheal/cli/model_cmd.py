@@ -80,3 +80,40 @@ def check(ctx: click.Context, tokens: int, as_json: bool) -> None:
     click.echo(f"prompt: {data['prompt_tokens']} tokens at {data['prompt_tok_s']} tok/s")
     click.echo(f"generation: {data['generated_tokens']} tokens at {data['generation_tok_s']} tok/s")
     click.echo("ok: the model runs on this machine")
+
+
+@model.command("probe")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option("--only", "agents", multiple=True, metavar="AGENT", help="Only probes of this agent (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="Only probes with this tag (repeatable).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="At most N probes, spread evenly.")
+@click.option("--chat-format", default=None, help="Tool-call protocol of the local model (default: model.chat_format).")
+@click.option("--tool-bias", type=float, default=None, help="Bias toward calling a tool (default: model.tool_bias).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Write every decision and its score here (JSON).")
+@json_option
+@click.pass_context
+def probe(ctx: click.Context, paths: tuple[str, ...], agents: tuple[str, ...], tags: tuple[str, ...],
+          limit: int | None, chat_format: str | None, tool_bias: float | None, out: str | None,
+          as_json: bool) -> None:
+    """Score the model's tool decisions on a probe set (default: evals/decisions/).
+
+    Tool, argument and answer accuracy with 95% intervals, per agent and per
+    decision kind, plus tokens and seconds per decision.
+    """
+    from selfheal.evaluation.probe_report import probe_protocol, render_probe_table
+
+    overrides: dict[str, object] = {}
+    if chat_format is not None:
+        overrides["model"] = {"chat_format": chat_format}
+    if tool_bias is not None:
+        overrides.setdefault("model", {})["tool_bias"] = tool_bias  # type: ignore[index]
+    settings = load_cli_settings(ctx, **overrides)
+    progress = None if as_json else (lambda s: click.echo(
+        f"{'ok ' if s.correct else 'BAD'} {s.probe_id}: {s.decision.tool or 'answer'} (want {s.expected})", err=True))
+    report = probe_protocol(settings, list(paths), agents=agents, tags=tags, limit=limit, on_score=progress,
+                            out=out)
+    if as_json:
+        echo_json(report.model_dump(mode="json"))
+    else:
+        click.echo(render_probe_table(report))

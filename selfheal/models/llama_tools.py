@@ -103,7 +103,13 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
-def tools_block(tools: Sequence[Mapping[str, Any]]) -> str:
+_THINK_RULE = (
+    "\n\nBefore you respond, write one line starting with 'Thought:' that says what the results so far "
+    "show and what the task still needs; then respond as above."
+)
+
+
+def tools_block(tools: Sequence[Mapping[str, Any]], *, think: bool = False) -> str:
     """The function list and the protocol's rules, as they open the system message."""
     lines = [_TOOLS_INTRO]
     for tool in tools:
@@ -112,17 +118,17 @@ def tools_block(tools: Sequence[Mapping[str, Any]]) -> str:
         params = compact_schema(fn.get("parameters") or {"type": "object", "properties": {}})
         lines.append(f"\nfunctions.{fn['name']}:" + (f" {desc}" if desc else ""))
         lines.append("\n" + json.dumps(params, ensure_ascii=False, separators=(",", ":")) + "\n")
-    return "".join(lines) + _TOOLS_RULES
+    return "".join(lines) + _TOOLS_RULES + (_THINK_RULE if think else "")
 
 
-def fixed_prefix(tools: Sequence[Mapping[str, Any]]) -> str:
+def fixed_prefix(tools: Sequence[Mapping[str, Any]], *, think: bool = False) -> str:
     """The start of every prompt with these tools bound: byte-identical across runs and tasks.
 
     The tool block comes first (before the agent's system text, which holds
     per-task entries) so llama.cpp's KV cache of it is reused across runs, and
     the model process can save it to disk for the next process.
     """
-    return f"{IM_START}system\n" + tools_block(tools)
+    return f"{IM_START}system\n" + tools_block(tools, think=think)
 
 
 def render_prompt(
@@ -130,6 +136,7 @@ def render_prompt(
     tools: Sequence[Mapping[str, Any]] | None = None,
     *,
     json_schema: Mapping[str, Any] | None = None,
+    think: bool = False,
 ) -> str:
     """The ChatML prompt (ending with the assistant header) for OpenAI-shaped messages.
 
@@ -140,7 +147,7 @@ def render_prompt(
     system_parts = [_text(m.get("content")) for m in messages if m.get("role") == "system"]
     system = "\n\n".join(p for p in system_parts if p) or DEFAULT_SYSTEM
     if tools:
-        system = tools_block(tools) + "\n\n" + system
+        system = tools_block(tools, think=think) + "\n\n" + system
     if json_schema is not None:
         system += (
             "\n\nRespond with a single JSON object that matches this JSON schema:\n"
@@ -308,9 +315,15 @@ class ToolCallingChatHandler:
     imagination); +2.5 over-calls. 0 reproduces the stock protocol's choice.
     """
 
-    def __init__(self, *, tool_bias: float = 1.0, max_calls: int = 1) -> None:
+    def __init__(self, *, tool_bias: float = 1.0, max_calls: int = 1, think: bool = False) -> None:
         self.tool_bias = tool_bias
         self.max_calls = max(1, max_calls)
+        #: think-then-decide: one free "Thought:" line before the grammar-decided step
+        self.think = think
+
+    def prefix(self, tools: Sequence[Mapping[str, Any]]) -> str:
+        """The prompt start shared by every request with these tools (its KV state is reused)."""
+        return fixed_prefix(tools, think=self.think)
 
     def __call__(  # noqa: PLR0913 - the llama_cpp handler protocol
         self,
@@ -356,7 +369,7 @@ class ToolCallingChatHandler:
         schema = None
         if response_format and response_format.get("type") == "json_object" and mode == "none":
             schema = response_format.get("schema")
-        prompt = render_prompt(messages, tools_in_prompt, json_schema=schema)
+        prompt = render_prompt(messages, tools_in_prompt, json_schema=schema, think=self.think and bool(tools_in_prompt))
         stops = [stop] if isinstance(stop, str) else list(stop or [])
         sampling: dict[str, Any] = {
             "temperature": temperature,
@@ -369,25 +382,7 @@ class ToolCallingChatHandler:
             "repeat_penalty": repeat_penalty,
             "seed": seed,
         }
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
-
-        def complete(text: str, *, limit: int | None, gbnf: Any = None, bias: Any = None,
-                     extra_stop: list[str] | None = None, greedy: bool = False) -> tuple[str, str]:
-            params = dict(sampling, temperature=0.0) if greedy else sampling
-            res = llama.create_completion(
-                prompt=text,
-                max_tokens=limit,
-                stop=[IM_END, *stops, *(extra_stop or [])],
-                grammar=gbnf,
-                logit_bias=bias,
-                **params,
-            )
-            u = res.get("usage") or {}
-            if not usage["prompt_tokens"]:
-                usage["prompt_tokens"] = int(u.get("prompt_tokens", 0))
-            usage["completion_tokens"] += int(u.get("completion_tokens", 0))
-            choice = res["choices"][0]
-            return choice["text"], choice.get("finish_reason") or "stop"
+        complete = Completer(llama, sampling, stops)
 
         def args_grammar(name: str) -> Any:
             params = _tool_fn(tools[names.index(name)]).get("parameters") or {"type": "object"}
@@ -450,6 +445,9 @@ class ToolCallingChatHandler:
                 if self.tool_bias:
                     tok = llama.tokenize(b"functions", add_bos=False, special=False)
                     bias = {tok[0]: self.tool_bias} if tok else None
+                if self.think:
+                    thought, _ = complete(prompt + "Thought:", limit=64, extra_stop=["\n"], greedy=True)
+                    prompt = prompt + "Thought: " + thought.strip() + "\n"
                 gbnf = LlamaGrammar.from_string(decision_grammar(), verbose=False)
                 first, _ = complete(prompt, limit=None, gbnf=gbnf, bias=bias, greedy=True)
             if first.startswith("message"):
@@ -475,14 +473,48 @@ class ToolCallingChatHandler:
                     name = pick_name(cursor)
         if calls and finish != "length":
             finish = "tool_calls"
-        message: dict[str, Any] = {"role": "assistant", "content": content or None}
-        if calls:
-            message["tool_calls"] = calls
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": getattr(llama, "model_path", "llama"),
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
-        }
+        return completion_response(llama, content, calls, finish, complete.usage)
+
+
+class Completer:
+    """Raw completions for one chat request: its sampling and stops, usage added up across steps."""
+
+    def __init__(self, llama: Any, sampling: Mapping[str, Any], stops: Sequence[str]) -> None:
+        self.llama = llama
+        self.sampling = dict(sampling)
+        self.stops = list(stops)
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
+
+    def __call__(self, text: str, *, limit: int | None, gbnf: Any = None, bias: Any = None,
+                 extra_stop: list[str] | None = None, greedy: bool = False) -> tuple[str, str]:
+        params = dict(self.sampling, temperature=0.0) if greedy else self.sampling
+        res = self.llama.create_completion(
+            prompt=text,
+            max_tokens=limit,
+            stop=[IM_END, *self.stops, *(extra_stop or [])],
+            grammar=gbnf,
+            logit_bias=bias,
+            **params,
+        )
+        u = res.get("usage") or {}
+        if not self.usage["prompt_tokens"]:
+            self.usage["prompt_tokens"] = int(u.get("prompt_tokens", 0))
+        self.usage["completion_tokens"] += int(u.get("completion_tokens", 0))
+        choice = res["choices"][0]
+        return choice["text"], choice.get("finish_reason") or "stop"
+
+
+def completion_response(llama: Any, content: str | None, calls: list[dict[str, Any]], finish: str,
+                        usage: Mapping[str, int]) -> dict[str, Any]:
+    """An OpenAI-shaped chat completion."""
+    message: dict[str, Any] = {"role": "assistant", "content": content or None}
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": getattr(llama, "model_path", "llama"),
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": {**usage, "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+    }

@@ -35,6 +35,7 @@ from pydantic import Field
 
 from selfheal.errors import ModelError
 from selfheal.models.llama_tools import SELFHEAL_CHAT_FORMAT
+from selfheal.models.tool_protocols import SELFHEAL_FORMATS
 from selfheal.models.local_process import LocalModelProcess, LocalModelRequestError, ModelProcessSpec
 from selfheal.models.local_weights import INSTALL_HINT, MODEL_ID
 from selfheal.models.structured import StructuredMethod, structured_runnable
@@ -245,7 +246,7 @@ class ChatLlamaCpp(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         formatted = [convert_to_openai_tool(t) for t in tools]
-        choice = _llama_tool_choice(tool_choice, own_handler=self.chat_format == SELFHEAL_CHAT_FORMAT)
+        choice = _llama_tool_choice(tool_choice, own_handler=self.chat_format in SELFHEAL_FORMATS)
         return self.bind(tools=formatted, tool_choice=choice, **kwargs)
 
     def with_structured_output(  # type: ignore[override]

@@ -88,15 +88,15 @@ class ModelServer:
     def __init__(self, args: argparse.Namespace) -> None:
         from llama_cpp import Llama, llama_print_system_info
 
-        from selfheal.models.llama_tools import SELFHEAL_CHAT_FORMAT, ToolCallingChatHandler
+        from selfheal.models.tool_protocols import make_chat_handler
 
         self.args = args
         self.lock = threading.Lock()
-        # The fixed prefix (see warm_prefix) is how selfheal's own handler renders tools.
-        self.own_handler = args.chat_format == SELFHEAL_CHAT_FORMAT
+        # The fixed prefix (see warm_prefix) is how selfheal's own handlers render tools.
+        self.handler = make_chat_handler(args.chat_format, tool_bias=args.tool_bias, max_calls=args.max_tool_calls)
+        self.own_handler = self.handler is not None
         chat: dict[str, Any] = (
-            {"chat_handler": ToolCallingChatHandler(tool_bias=args.tool_bias, max_calls=args.max_tool_calls)}
-            if self.own_handler else {"chat_format": args.chat_format}
+            {"chat_handler": self.handler} if self.own_handler else {"chat_format": args.chat_format}
         )
         started = time.perf_counter()
         self.llama = Llama(
@@ -185,15 +185,13 @@ class ModelServer:
 
     # -- endpoints ---------------------------------------------------------------
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        from selfheal.models.llama_tools import fixed_prefix
-
         request = {k: v for k, v in body.items() if k in _CHAT_KEYS and v is not None}
         with self.lock:
             started = time.perf_counter()
             before = self.evaluated
             prefix_source = None
             if self.own_handler and request.get("tools") and request.get("tool_choice") != "none":
-                prefix_source = self.warm_prefix(fixed_prefix(request["tools"]))
+                prefix_source = self.warm_prefix(self.handler.prefix(request["tools"]))
             warm_evaluated = self.evaluated - before
             response = self.llama.create_chat_completion(**request)
             seconds = time.perf_counter() - started

@@ -51,7 +51,16 @@ def model_identity(settings: Settings) -> str:
     from selfheal.models.local_weights import MODEL_ID
 
     path = local_model_path(settings)
-    return f"local:{path.stem if path is not None else MODEL_ID}"
+    name = f"local:{path.stem if path is not None else MODEL_ID}"
+    from selfheal.config import ModelSettings
+
+    m = settings.model
+    # a protocol other than the default is another model as far as recorded responses go
+    if m.chat_format != ModelSettings.model_fields["chat_format"].default:
+        name += f"+{m.chat_format}"
+    if m.tool_bias != ModelSettings.model_fields["tool_bias"].default:
+        name += f"+bias{m.tool_bias:g}"
+    return name
 
 
 def _check_gguf(path: Path) -> None:
@@ -87,6 +96,8 @@ def make_local_chat(settings: Settings) -> BaseChatModel:
         max_tokens=m.max_tokens,
         request_timeout_s=m.timeout_s,
         processes=m.processes,
+        chat_format=m.chat_format,
+        tool_bias=m.tool_bias,
     )
 
 

@@ -32,6 +32,18 @@ if TYPE_CHECKING:
     from selfheal import Settings
 
 
+#: tools that change the account (everything else only reads)
+CHANGING_TOOLS = frozenset({"update_memory", "update_timeout", "set_reserved_concurrency",
+                            "remove_reserved_concurrency", "update_alias", "set_provisioned_concurrency"})
+#: task types that ask for a fix (``lambda_*``); others (cloudwatch_query, general) ask a question
+FIX_TASK_PREFIX = "lambda_"
+NO_CHANGE_NUDGE = (
+    "You have not changed anything yet, but the task asks you to fix something. Based on the evidence "
+    "above, make the change with the right tool now; if the evidence really shows that no change is "
+    "needed, say why in one sentence."
+)
+
+
 class LambdaOpsSession:
     """One run's environment: the task, its tools, and a verifier of the final state."""
 
@@ -68,6 +80,15 @@ class LambdaOpsSession:
         if self.scenario_spec is None:
             return Verdict(None, [], f"no scenario: nothing to verify ({self.mode} account)")
         return verify(self.scenario_spec, self.clients)
+
+    def premature_answer(self, tool_calls: list[dict[str, Any]]) -> str | None:
+        """selfheal's nudge hook: a fix was asked for and no change went through."""
+        if not self.task_type.startswith(FIX_TASK_PREFIX):
+            return None
+        changed = any(c.get("name") in CHANGING_TOOLS and c.get("status", "success") == "success"
+                      and not str(c.get("output", "")).lstrip().startswith(("Error", '{"error"'))
+                      for c in tool_calls)
+        return None if changed else NO_CHANGE_NUDGE
 
     def export_state(self, function_name: str) -> dict[str, Any] | None:
         """A function's current configuration as a flat record (None if it does not exist)."""

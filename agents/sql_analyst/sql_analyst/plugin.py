@@ -22,6 +22,14 @@ from sql_analyst.questions import Question, QuestionError, gold_line, load_quest
 from sql_analyst.tools import TOOL_NAMES, SqlDatabase
 
 CHECK = "result matches gold"
+NO_QUERY_NUDGE = (
+    "You have not run a successful query yet, and your answer must be the result of one. Write one SQLite "
+    "SELECT that computes the answer and run it with run_sql now."
+)
+EMPTY_RESULT_NUDGE = (
+    "Your last query returned no rows. Check its filters and the values they compare with (describe_table "
+    "shows sample rows), then run a corrected query."
+)
 #: Environment variable naming the folder of the built database (default: $XDG_CACHE_HOME/selfheal/sql_analyst).
 #: Not SELFHEAL_*: selfheal reads every SELFHEAL_* variable as one of its own settings.
 CACHE_ENV = "SQL_ANALYST_CACHE_DIR"
@@ -86,6 +94,14 @@ class SqlAnalystSession:
         summary = "the last query's result matches the gold answer" if cmp.equal else \
             "the last query's result differs from the gold answer"
         return Verdict(cmp.equal, [CheckResult(CHECK, cmp.equal, detail)], summary=summary)
+
+    def premature_answer(self, tool_calls: list[dict[str, Any]]) -> str | None:
+        """selfheal's nudge hook: the answer must be the result of a successful query, and an empty one is suspect."""
+        if not self.db.results:
+            return NO_QUERY_NUDGE
+        if not self.db.results[-1].rows:
+            return EMPTY_RESULT_NUDGE
+        return None
 
     def close(self) -> None:
         self.db.close()

@@ -1,0 +1,65 @@
+"""Is the model's answer premature? The observation the loop gives back once before accepting it.
+
+A small model often answers after one look: one empty log search, then "the
+function looks fine". The loop asks again, at most ``thresholds.nudges``
+times, with what it observed: the agent's own session says what a finished
+run needs (its optional ``premature_answer`` hook: e.g. "the task asks for a
+change and none was made", which only the agent can know), and, for any
+agent, an empty last tool result is not evidence of anything yet. The nudge is
+a user turn in the conversation and a line in the run record, so the trace
+shows it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+EMPTY_RESULT = (
+    "The last tool result was empty: nothing matched, which is not evidence either way. Before you "
+    "answer, look again another way (another filter or pattern, a wider time range, another tool)."
+)
+
+
+def looks_empty(content: Any) -> bool:
+    """A tool result that found nothing: empty text, ``[]``/``{}``, or an object whose lists are all empty."""
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    text = text.strip()
+    if text in ("", "[]", "{}", "null", "None"):
+        return True
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    if isinstance(data, list):
+        return not data
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        return bool(lists) and all(not v for v in lists)
+    return False
+
+
+def _last_tool_result(messages: Sequence[BaseMessage]) -> ToolMessage | None:
+    """The last tool result before the model's final reply (None when that reply followed no call)."""
+    for msg in reversed(messages[:-1] if messages and isinstance(messages[-1], AIMessage) else messages):
+        if isinstance(msg, ToolMessage):
+            return msg
+        if isinstance(msg, AIMessage):
+            return None
+    return None
+
+
+def premature_answer(session: Any, messages: Sequence[BaseMessage], tool_calls: Sequence[dict[str, Any]]) -> str | None:
+    """The observation to give back if answering now is premature, else None."""
+    hook = getattr(session, "premature_answer", None)
+    if callable(hook):
+        said = hook([dict(c) for c in tool_calls])
+        if said:
+            return str(said)
+    last = _last_tool_result(messages)
+    if last is not None and getattr(last, "status", "success") != "error" and looks_empty(last.content):
+        return EMPTY_RESULT
+    return None

@@ -1,0 +1,117 @@
+"""The loop does not accept an early answer: one nudge with what it observed, visible in the trace."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers.openai_stub import OpenAIStub
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from selfheal.agent.nudges import EMPTY_RESULT, looks_empty, premature_answer
+from selfheal.cli.main import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def repo(tmp_path: Path) -> Path:
+    for name in ("prompts", "cheatsheet", "evals"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")
+    return tmp_path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def test_empty_results_are_recognised() -> None:
+    assert looks_empty("") and looks_empty("[]") and looks_empty({"events": [], "matched": 0})
+    assert looks_empty('{"function": "f", "pattern": "x", "matched": 0, "events": []}')
+    assert not looks_empty('{"events": [{"msg": "Task timed out"}]}')
+    assert not looks_empty("memory 512 MB, timeout 6 s")
+    assert not looks_empty('{"memory_mb": 512}')  # no list at all: a record, not a search
+
+
+def test_premature_answer_asks_the_session_first_then_looks_at_the_last_result() -> None:
+    class Session:
+        def premature_answer(self, calls: list[dict]) -> str | None:
+            return "no change yet" if not calls else None
+
+    empty = [HumanMessage(content="task"), AIMessage(content="", tool_calls=[{"name": "s", "args": {}, "id": "1"}]),
+             ToolMessage(content='{"events": []}', tool_call_id="1"), AIMessage(content="all fine")]
+    assert premature_answer(Session(), empty[:1] + [AIMessage(content="done")], []) == "no change yet"
+    assert premature_answer(object(), empty, [{"name": "s"}]) == EMPTY_RESULT
+    failed = [*empty[:2], ToolMessage(content="[]", tool_call_id="1", status="error"), empty[-1]]
+    assert premature_answer(object(), failed, [{"name": "s"}]) is None  # an error is evidence of its own
+
+
+def test_lambda_run_is_nudged_once_when_it_answers_without_the_fix(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_text("The function looks fine. USED: none")  # answers after one look
+        stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 12})])
+        stub.reply_text("Raised the timeout to 12 s. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        code, out, err = run_cli(["-C", str(repo), "run", "--no-learn", "--scenario", "lambda_timeout", "--json"],
+                                 capsys)
+        bodies = stub.bodies
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["success"] is True
+    assert [c["name"] for c in result["tool_calls"]] == ["get_function_configuration", "update_timeout"]
+    # the third request carried the nudge as a user turn after the early answer
+    third = bodies[2]["messages"]
+    assert third[-2]["role"] == "assistant" and "looks fine" in third[-2]["content"]
+    assert third[-1]["role"] == "user" and "not changed anything" in third[-1]["content"]
+
+
+def test_nudges_can_be_turned_off(repo: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_text("The function looks fine. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        monkeypatch.setenv("SELFHEAL_THRESHOLDS_NUDGES", "0")
+        code, out, _ = run_cli(["-C", str(repo), "run", "--no-learn", "--scenario", "lambda_timeout", "--json"],
+                               capsys)
+        assert len(stub.bodies) == 2
+    assert code == 1 and json.loads(out)["success"] is False
+
+
+def test_a_question_is_not_nudged_toward_a_change(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("get_function_metrics", {"function_name": "orders-api", "metrics": ["Duration"],
+                                                         "hours": 168})])
+        stub.reply_text("p99 was about 2,480 ms. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        run_cli(["-C", str(repo), "run", "--no-learn", "--scenario", "query_p99_week", "--json"], capsys)
+        assert len(stub.bodies) == 2  # answered once, accepted
+
+
+def test_sql_run_is_nudged_to_run_a_query(repo: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("list_tables", {})])
+        stub.reply_text("There are many customers. USED: none")
+        stub.reply_tool_calls([("run_sql", {"query": "SELECT COUNT(*) FROM customers"})])
+        stub.reply_text("There are N customers. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        code, out, err = run_cli(["-C", str(repo), "--agent", "sql_analyst", "run", "--no-learn",
+                                  "--scenario", "customers_count", "--json"], capsys)
+        bodies = stub.bodies
+    assert len(bodies) == 4, err
+    assert "not run a successful query" in bodies[2]["messages"][-1]["content"]
+    assert [c["name"] for c in json.loads(out)["tool_calls"]] == ["list_tables", "run_sql"]
