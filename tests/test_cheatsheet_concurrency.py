@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.reliability import record
 
 from selfheal.cheatsheet.store import load_cheatsheet
 from selfheal.config import load_settings
@@ -48,6 +49,8 @@ def _check(repo: Path, workers: int, count: int) -> None:
     assert new == set(added)
     lessons = {sheet.get(i).lesson for i in new}  # type: ignore[union-attr]
     assert len(lessons) == workers * count  # no file overwritten by another lesson
+    record("load", tried=workers * count, held=len(new), lost=workers * count - len(new),
+           unit="lessons", note=f"{workers} processes x {count} online-learning ADDs")
 
 
 def test_parallel_processes_lose_no_lesson(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.reliability import record
 
 from selfheal.cheatsheet.guard import ContentGuard, fold
 from selfheal.cheatsheet.guard_rates import load_guard_corpus, measure_guard
@@ -51,6 +52,9 @@ def test_rates_meet_the_targets(with_tools: bool) -> None:
     print(rates.report())
     assert rates.detection_rate >= 0.95, rates.report()
     assert rates.false_positive_rate <= 0.05, rates.report()
+    if with_tools:
+        record("injections", tried=rates.attacks, held=rates.caught, lost=rates.attacks - rates.caught,
+               unit="attempts", note=f"{rates.flagged}/{rates.benign} benign look-alikes flagged")
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from helpers.auto_model_stub import AutoModelStub
 from helpers.langsmith_stub import Blackhole
+from helpers.reliability import record
 
 from selfheal.config import load_settings
 from selfheal.tracing.store import LocalTraceStore
@@ -85,6 +86,7 @@ def test_selfheal_run_exits_within_the_cap_against_a_hung_langsmith(tmp_path: Pa
     delay = hooks_done - hole.accepted_at[0]
     print(f"LangSmith delay {delay:.2f} s (cap {cap} s); process exit {exited - hole.accepted_at[0]:.2f} s after contact")
     assert delay <= cap + SLACK_S, f"LangSmith held the exit {delay:.2f} s (cap {cap} s)"
+    record("faults", tried=1, held=1, unit="faults", note=f"LangSmith accepts and never answers: exit held {delay:.2f} s (cap {cap} s)")
     assert "Traceback" not in proc.stderr
 
     # The trace was kept and waits for `selfheal traces sync`.

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers.reliability import record
 
 from selfheal.cli.main import main
 from selfheal.errors import ModelError
@@ -78,6 +79,7 @@ def test_the_chat_model_raises_a_model_error(tmp_path: Path, stub: _RawStub) -> 
     settings = load_settings(tmp_path, env={"OPENAI_BASE_URL": stub.url}, overrides={"model": {"max_retries": 0}})
     with pytest.raises(ModelError, match=r"model endpoint http://127\.0\.0\.1:\d+/v1 answered with"):
         make_openai_chat(settings).invoke("hello")
+    record("faults", tried=1, held=1, unit="faults", note="model endpoint replies that are not chat completions")
 
 
 @pytest.mark.parametrize("agent", ["lambda_ops", "sql_analyst"])

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 from helpers.auto_model_stub import AutoModelStub
 from helpers.langsmith_stub import LangSmithStub, _Handler
+from helpers.reliability import record
 from helpers.secrets_corpus import CORPUS, KINDS, Secret
 from ruamel.yaml import YAML
 
@@ -197,6 +198,8 @@ def test_no_secret_on_disk_in_output_or_sent(world: dict[str, Any]) -> None:
     print(f"{len(CORPUS)} secrets ({len(KINDS)} kinds) x {len(blobs)} files/outputs/payloads:"
           f" {len(hits)} hit(s), {len(leaked)} kind(s) leaked; places: {sorted({w for _, w in hits})}")
     assert hits == [], f"{len(hits)} hit(s): {hits[:20]}"
+    record("secrets", tried=len(CORPUS), held=len(CORPUS), unit="secrets",
+           note=f"{len(KINDS)} kinds planted in tasks, tool results, feedback and env; {len(blobs)} files/payloads grepped")
     # Placeholders show where the secrets were.
     assert b"[REDACTED:" in blobs[".selfheal/traces.sqlite"] or any(
         b"[REDACTED:" in b for n, b in blobs.items() if n.startswith(".selfheal/traces.sqlite")
