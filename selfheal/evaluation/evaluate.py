@@ -145,7 +145,7 @@ def evaluate(
         with open_repo(settings.root) as repo:
             top = Path(repo.working_tree_dir or settings.root).resolve()
             commit = resolve_ref(repo, against)
-        with ref_worktree(top, commit) as wt:
+        with ref_worktree(top, commit, state_dir=settings.state_dir) as wt:
             bs = baseline_settings(settings, wt, top)
             baseline = run(bs, against)
             stamp_versions(baseline, bs)  # the ref's own ids: a clean checkout, never "-dirty"

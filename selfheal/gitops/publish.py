@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from selfheal.gitops.repo import (
     toplevel,
 )
 from selfheal.gitops.settings import GitopsSettings, gitops_settings
+from selfheal.scratch import new_item, register, sweep, temp_path, unregister
 from selfheal.yamlio import atomic_write_text
 
 NOTES_REF = "refs/notes/selfheal"
@@ -109,14 +109,23 @@ def commit_in_worktree(
     files: list[FileChange],
     message: str,
     env: dict[str, str],
+    state_dir: Path | None = None,
 ) -> str | None:
     """Commit ``files`` on ``branch`` in a temporary worktree; ``start`` given creates the branch there.
 
     Returns the new commit's sha, or None when the branch already has exactly
-    these contents (a new branch is then deleted again).
+    these contents (a new branch is then deleted again). ``state_dir``
+    registers the worktree (see :mod:`selfheal.scratch`) so a killed publish
+    leaves nothing checked out after the next start.
     """
-    tmp = Path(tempfile.mkdtemp(prefix="selfheal-wt-"))
+    tmp = temp_path("selfheal-wt-")
     wt = tmp / "wt"
+    item = None
+    if state_dir is not None:
+        item = register(state_dir, new_item("worktree", "publish", root=str(tmp), worktree=str(wt),
+                                            repo=str(repo.working_tree_dir), branch=branch,
+                                            delete_branch=start is not None))
+    tmp.mkdir(mode=0o700)
     created = False
     ok = False
     try:
@@ -151,6 +160,8 @@ def commit_in_worktree(
                 repo.git.branch("-D", branch)
             except git.GitCommandError:
                 pass
+        if item is not None and state_dir is not None:
+            unregister(state_dir, item.id)
 
 
 def push_branch(repo: git.Repo, remote: str, branch: str, *, default: str) -> None:
@@ -234,10 +245,14 @@ def publish_change(
     if not force and not dry_run:
         check_rate_limit(settings, cfg, change.kind)
 
+    state_dir = _state_dir(settings)
+    if state_dir is not None and not dry_run:
+        sweep(state_dir)  # worktrees and branches of publishes that were killed
     fingerprint = change.fingerprint()
     token = github_token()
     slug = repo_slug(repo, cfg)
     gh = GitHub(slug, token, timeout_s=cfg.api_timeout_s) if (open_pr and token and slug) else None
+    pending = None
     try:
         proposed = change.branch_name(today)
         existing_pr: dict[str, Any] | None = None
@@ -265,13 +280,18 @@ def publish_change(
 
         env = identity_env(cfg)
         message = commit_message(change, entries)
+        if reuse is None and state_dir is not None:
+            # A new branch stays selfheal's temporary one until the publish is recorded.
+            pending = register(state_dir, new_item("branch", "publish", repo=str(repo.working_tree_dir),
+                                                   branch=branch, delete_branch=True))
         if reuse is None:
-            sha = commit_in_worktree(repo, branch=branch, start=start, files=change.files, message=message, env=env)
+            sha = commit_in_worktree(repo, branch=branch, start=start, files=change.files, message=message, env=env,
+                                     state_dir=state_dir)
             if sha is None:
                 raise SelfhealError(f"nothing to publish: {base_branch} already has these contents")
         else:
             sha = commit_in_worktree(repo, branch=branch, start=_checkout_start(repo, branch, remote),
-                                     files=change.files, message=message, env=env)
+                                     files=change.files, message=message, env=env, state_dir=state_dir)
         result.commit = sha
 
         if do_push:
@@ -299,8 +319,16 @@ def publish_change(
         ))
         return result
     finally:
+        if pending is not None and state_dir is not None:
+            unregister(state_dir, pending.id)
         if gh is not None:
             gh.close()
+
+
+def _state_dir(settings: Any) -> Path | None:
+    """Where the scratch registry lives (None for settings without a state directory)."""
+    state = getattr(settings, "state_dir", None)
+    return Path(state) if state is not None else None
 
 
 def _write_body_file(settings: Any, cfg: GitopsSettings, result: PublishResult, change: ChangeSet,
