@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import signal
 import sqlite3
 import subprocess
@@ -60,7 +61,7 @@ class Kill:
 class LaneResult:
     kills: list[Kill]
     repairs: list[str]
-    interrupted_listed: int
+    interrupted_in_store: int
 
 
 def _env(stub: SlowChatStub, tmp: Path) -> dict[str, str]:
@@ -138,7 +139,8 @@ def _lane(root: Path, seed: int, kills: int) -> LaneResult:
                 time.sleep(rng.uniform(0.2, 2.5))  # while it imports, loads, opens stores
             else:
                 _wait_for(stub, start + after, proc)
-                time.sleep(rng.uniform(0, stub.delay_s * 1.5))
+                # after its last model reply a command writes (tree, branch, PR, traces): cover that tail
+                time.sleep(rng.uniform(0, 2.0 if after == requests else stub.delay_s * 1.5))
             killed = proc.poll() is None
             if killed:
                 proc.send_signal(signal.SIGKILL)
@@ -169,9 +171,14 @@ def _lane(root: Path, seed: int, kills: int) -> LaneResult:
         checked_out = [line for line in git(repo, "worktree", "list", "--porcelain").splitlines()
                        if line.startswith("branch ")]
         assert checked_out == ["branch refs/heads/main"]
-        listed = _cli(repo, ["traces", "list", "--json", "--limit", "10000"], env)
+        listed = _cli(repo, ["traces", "list", "--json", "--limit", "10000"], env)  # the default project
         statuses = Counter(r["status"] for r in json.loads(listed.stdout))
         assert not statuses.keys() & {"pending", "running"}, statuses
+        with sqlite3.connect(f"file:{repo / '.selfheal' / 'traces.sqlite'}?mode=ro", uri=True) as conn:
+            closed = conn.execute("SELECT COUNT(*) FROM runs WHERE parent_run_id IS NULL"
+                                  " AND status = 'interrupted'").fetchone()[0]  # every project (experiments too)
+        conn.close()
+        assert closed == sum(line.startswith("marked run") for line in repairs)
 
         # The next commands work: a run to its end, and a PR whose branch is not blocked.
         nxt = _cli(repo, COMMANDS["run"][0] + ["--json"], env)
@@ -183,7 +190,7 @@ def _lane(root: Path, seed: int, kills: int) -> LaneResult:
             assert git(repo, "rev-parse", "--verify", f"refs/heads/{published['branch']}").strip()
         assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
         assert tree_hashes(repo) == baseline
-    return LaneResult(done, repairs, statuses["interrupted"])
+    return LaneResult(done, repairs, closed)
 
 
 def _run_lanes(tmp_path: Path, lanes: int, kills_per_lane: int, seed: int) -> list[LaneResult]:
@@ -192,8 +199,8 @@ def _run_lanes(tmp_path: Path, lanes: int, kills_per_lane: int, seed: int) -> li
         return [f.result() for f in futures]
 
 
-def _summary(results: list[LaneResult], seconds: float) -> dict[str, Any]:
-    kills = [k for r in results for k in r.kills]
+def _summary(results: list[LaneResult], seconds: float, cpu: float) -> dict[str, Any]:
+    kills = [k for r in results for k in r.kills if k.killed]
     left: Counter[str] = Counter()
     for k in kills:
         left.update(k.left)
@@ -201,25 +208,33 @@ def _summary(results: list[LaneResult], seconds: float) -> dict[str, Any]:
     for r in results:
         for line in r.repairs:
             repairs[" ".join(line.split()[:2])] += 1
+    everything = [k for r in results for k in r.kills]
     return {
-        "commands": len(kills),
-        "killed": sum(k.killed for k in kills),
-        "finished_before_the_kill": sum(not k.killed for k in kills),
+        "commands": len(everything),
+        "killed": len(kills),
+        "finished_before_the_kill": len(everything) - len(kills),
         "killed_by_command": dict(Counter(k.command for k in kills if k.killed)),
+        "kills_that_left_something": sum(bool(k.left) for k in kills),
         "left_by_kills": dict(left),
         "doctor_repairs": dict(repairs),
-        "interrupted_runs_listed": sum(r.interrupted_listed for r in results),
+        "interrupted_runs_in_store": sum(r.interrupted_in_store for r in results),
         "seconds": round(seconds, 1),
-        "per_kill": [k.__dict__ for k in kills],
+        "cpu_seconds": round(cpu, 1),
+        "per_kill": [k.__dict__ for k in everything],
     }
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_kills_leave_nothing_doctor_cannot_repair(tmp_path: Path) -> None:
-    started = time.monotonic()
-    lanes, per_lane = (3, 18) if LONG else (2, 5)
+    started, cpu = time.monotonic(), _children_cpu()
+    lanes, per_lane = (3, 17) if LONG else (2, 5)
     results = _run_lanes(tmp_path, lanes, per_lane, seed=1400)
-    summary = _summary(results, time.monotonic() - started)
+    summary = _summary(results, time.monotonic() - started, _children_cpu() - cpu)
     print(json.dumps(summary, indent=1))
     assert summary["killed"] >= (50 if LONG else 8)

@@ -38,6 +38,11 @@ def _completion(message: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client killed mid-request resets its connection: expected here, not worth a traceback."""
+
+
 class SlowChatStub:
     """Threaded loopback server; ``url`` is the OpenAI base URL (``.../v1``)."""
 
@@ -59,7 +64,7 @@ class SlowChatStub:
                 except (BrokenPipeError, ConnectionResetError):  # the client was killed mid-request
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="slow-chat-stub", daemon=True)
