@@ -1,9 +1,12 @@
 """SIGKILL at random points of ``run``, ``curate``, ``curate --pr``, ``eval --against HEAD``, ``optimize``.
 
-Each lane is a committed repository with its own slow chat stub; commands are
-started one after another and each is killed once the stub has answered a
-random number of its requests (0: while it starts), plus a random fraction of
-a reply's delay, so kills land everywhere from startup to the final writes.
+Each lane is a committed repository with its own slow chat stub; the commands
+are started in turn (shuffled) and each is killed once the stub has answered
+a random number of its requests (0: while it starts) plus a random fraction
+of a reply's delay -- or, for 40% of the kills of curate, curate --pr, eval
+and optimize, just after its critical window opened (the curate journal
+written, the worktree or scratch dir registered) -- so kills land everywhere
+from startup to the final writes.
 After every kill: no half-written file (every YAML/JSON parses, every SQLite
 database passes ``PRAGMA integrity_check``). After the lane: ``selfheal
 doctor`` repairs, a second ``doctor --dry-run`` finds nothing, no temp dir,
@@ -46,6 +49,26 @@ COMMANDS: dict[str, tuple[list[str], int, bool]] = {
     "eval --against HEAD": (["eval", "--against", "HEAD", "--split", "dev"], 4, False),
     "optimize": (["optimize", "--example", "lambda_timeout"], 8, False),
 }
+
+
+#: command -> what shows it is inside its critical window (a change journaled, a worktree or scratch dir registered)
+MARKERS: dict[str, tuple[str, ...]] = {
+    "curate": ("journal",),
+    "curate --pr": ('"kind": "worktree"', '"kind": "branch"'),
+    "eval --against HEAD": ('"kind": "worktree"',),
+    "optimize": ('"kind": "dir"',),
+}
+
+
+def _marked(repo: Path, name: str) -> bool:
+    state = repo / ".selfheal"
+    if MARKERS[name] == ("journal",):
+        return (state / "journal").is_dir() and any((state / "journal").glob("*.json"))
+    try:
+        text = (state / "scratch.json").read_text()
+    except OSError:
+        return False
+    return any(marker in text for marker in MARKERS[name])
 
 
 @dataclass
@@ -126,16 +149,24 @@ def _lane(root: Path, seed: int, kills: int) -> LaneResult:
         baseline = tree_hashes(repo)
         seen = _debris(repo, tmp)
         done: list[Kill] = []
-        names = list(COMMANDS)
+        order: list[str] = []
         while sum(k.killed for k in done) < kills and len(done) < 3 * kills:
-            name = rng.choice(names)
+            if not order:  # every command in turn, in a shuffled order
+                order = rng.sample(list(COMMANDS), len(COMMANDS))
+            name = order.pop()
             args, requests, writes_tree = COMMANDS[name]
-            after = rng.randint(0, requests)
+            # -1: aim at the critical window (journal written, worktree or scratch dir registered)
+            after = -1 if name in MARKERS and rng.random() < 0.4 else rng.randint(0, requests)
             start = stub.requests
             began = time.monotonic()
             proc = subprocess.Popen([sys.executable, "-m", "selfheal.cli.main", "-C", str(repo), *args], env=env,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            if after == 0:
+            if after == -1:
+                deadline = time.monotonic() + 90
+                while not _marked(repo, name) and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.002)
+                time.sleep(rng.uniform(0, 0.3))
+            elif after == 0:
                 time.sleep(rng.uniform(0.2, 2.5))  # while it imports, loads, opens stores
             else:
                 _wait_for(stub, start + after, proc)

@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "blame": ("selfheal.cli.git_cmd", "blame", "Commits and runs behind one cheatsheet entry or instruction."),
     "rollback": ("selfheal.cli.git_cmd", "rollback", "Revert an improvement (or one entry's change)."),
     "init": ("selfheal.cli.init_cmd", "init", "Scaffold selfheal into an existing agent repository."),
-    "doctor": ("selfheal.cli.doctor_cmd", "doctor", "Find and repair leftovers of killed commands (worktrees, temp dirs, open runs)."),
+    "doctor": ("selfheal.cli.doctor_cmd", "doctor", "Repair what killed commands left (worktrees, temp dirs, open runs)."),
 }
 
 

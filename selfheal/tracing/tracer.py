@@ -404,7 +404,8 @@ class LocalTracer(BaseTracer):
         try:
             if self._owner is None:
                 self._owner = current_owner().model_dump()
-            opening = _Span(run.id, run.name, run.run_type, None, run.inputs, {}, sorted(set(run.tags) | set(self.tags)))
+            tags = sorted(set(run.tags) | set(self.tags))
+            opening = _Span(run.id, run.name, run.run_type, None, run.inputs, {}, tags)
             opening.start_time = run.start_time
             opening.events = [{"name": "start", "time": run.start_time}]
             opening.trace_id = run.trace_id
