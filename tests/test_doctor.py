@@ -182,3 +182,37 @@ def test_root_trace_is_written_when_the_run_starts(tmp_path: Path) -> None:
     assert root.status == "success" and len(other.get_trace(root.id)) == 2  # closed: the whole tree
     store.close()
     other.close()
+
+
+def test_a_killed_publish_does_not_rename_the_next_pr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next publish sweeps the dead one's worktree and unfinished branch: no ``-2`` suffix."""
+    from helpers.gitrepo import isolate_git, make_repo
+
+    from selfheal.gitops.changeset import ChangeSet, FileChange
+    from selfheal.gitops.publish import publish_change
+
+    isolate_git(monkeypatch, tmp_path)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    repo = make_repo(tmp_path)
+    settings = repo.settings()
+    entry = ("id: heur-cold-vpc-eni\nsection: heuristics\ntask_type: lambda_latency\n"
+             "condition: Cold starts in a VPC function\nrule: Check NAT first.\nstatus: candidate\n")
+    change = ChangeSet(kind="curate", title="Learn a cold start lesson", summary=["ADD heur-cold-vpc-eni"],
+                       files=[FileChange(path="cheatsheet/heuristics/heur-cold-vpc-eni.yaml", content=entry)])
+    today = datetime(2026, 3, 14, tzinfo=UTC).date()
+    branch = change.branch_name(today)
+    dead = _dead_owner()
+    killed = tmp_path / "tmp" / "selfheal-wt-killed"
+    killed.mkdir()
+    git(repo.root, "worktree", "add", "--quiet", "-b", branch, str(killed / "wt"), "main")
+    for item in (ScratchItem(kind="branch", purpose="publish", repo=str(repo.root), branch=branch,
+                             delete_branch=True, owner=dead),
+                 ScratchItem(kind="worktree", purpose="publish", root=str(killed), worktree=str(killed / "wt"),
+                             repo=str(repo.root), branch=branch, delete_branch=True, owner=dead)):
+        register(settings.state_dir, item)
+
+    result = publish_change(settings, change, today=today, push=False)
+    assert result.branch == branch and result.commit
+    assert git(repo.root, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not killed.exists() and read_registry(settings.state_dir).items == []
