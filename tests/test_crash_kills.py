@@ -165,7 +165,7 @@ def _lane(root: Path, seed: int, kills: int) -> LaneResult:
                 deadline = time.monotonic() + 90
                 while not _marked(repo, name) and proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.002)
-                time.sleep(rng.uniform(0, 0.3))
+                time.sleep(rng.uniform(0, 0.02 if name == "curate" else 0.3))  # curate's window: milliseconds
             elif after == 0:
                 time.sleep(rng.uniform(0.2, 2.5))  # while it imports, loads, opens stores
             else:
