@@ -15,6 +15,7 @@ since is left alone and reported), so the tree is as it was and the next
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +95,15 @@ def interrupted(state_dir: Path) -> list[tuple[Path, TreeJournal | None]]:
     return found
 
 
+def _temp_files_of(target: Path) -> list[Path]:
+    """Temp files :func:`selfheal.yamlio.atomic_write_text` makes for ``target`` (``.name.XXXXXXXX.tmp``)."""
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.[a-z0-9_]{{8}}\.tmp$")
+    try:
+        return sorted(p for p in target.parent.iterdir() if pattern.match(p.name))
+    except OSError:
+        return []
+
+
 def roll_back(path: Path, journal: TreeJournal | None, *, dry_run: bool = False) -> list[str]:
     """Undo an interrupted change; one line per file restored or kept, and the journal removed."""
     lines: list[str] = []
@@ -103,6 +113,11 @@ def roll_back(path: Path, journal: TreeJournal | None, *, dry_run: bool = False)
         root = Path(journal.root)
         for rel, edit in sorted(journal.files.items()):
             target = root / rel
+            for stray in _temp_files_of(target):  # the atomic write the kill cut short
+                lines.append(f"{'would remove' if dry_run else 'removed'} half-written temp file "
+                             f"{stray.relative_to(root)} of the interrupted {journal.purpose}")
+                if not dry_run:
+                    stray.unlink(missing_ok=True)
             now = _read(target)
             if now == edit.before:
                 continue

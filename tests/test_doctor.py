@@ -105,6 +105,8 @@ def test_doctor_repairs_each_kind_of_debris(tmp_path: Path, capsys: pytest.Captu
     jpath.parent.mkdir(parents=True)
     jpath.write_text(journal.model_dump_json())
     entry.write_text(before + "# learned\n")  # the first file was written, the second never was
+    cut = repo / "cheatsheet" / "failure_patterns" / ".fail-half-written-batch.yaml.zz99yy88.tmp"
+    cut.write_text("id: fail-half")  # ... its atomic write was cut short (a fresh temp file)
     # An atomic write killed between write and rename.
     stray = repo / "cheatsheet" / "heuristics" / ".heur-x.yaml.abcd1234.tmp"
     stray.write_text("id: heur-x\nrule: half")
@@ -133,7 +135,8 @@ def test_doctor_repairs_each_kind_of_debris(tmp_path: Path, capsys: pytest.Captu
     assert any("unregistered selfheal worktree" in line and "selfheal-eval-legacy" in line for line in lines), out
     assert any("selfheal-optimize-dead" in line for line in lines), out
     assert any("restored cheatsheet/heuristics/heur-timeout-low-memory.yaml" in line for line in lines), out
-    assert not any(new_rel in line for line in lines), out  # never written: nothing to undo
+    assert not any(f"restored {new_rel}" in line for line in lines), out  # never written: nothing to undo
+    assert any(".fail-half-written-batch.yaml.zz99yy88.tmp" in line for line in lines), out
     assert any(".heur-x.yaml.abcd1234.tmp" in line for line in lines), out
     assert any("marked run" in line and "killed run" in line for line in lines), out
 
@@ -142,6 +145,7 @@ def test_doctor_repairs_each_kind_of_debris(tmp_path: Path, capsys: pytest.Captu
     assert git(repo, "branch", "--list", branch) == ""  # selfheal's unfinished branch: gone
     assert user_branch in git(repo, "branch", "--list", user_branch)  # the user's: freed, kept
     assert entry.read_text() == before and not (repo / new_rel).exists() and not stray.exists()
+    assert not cut.exists()
     assert read_registry(settings.state_dir).items == [] and not jpath.exists()
     with LocalTraceStore.from_settings(settings) as store:
         assert store.get_run(killed.id).status == "interrupted"  # type: ignore[union-attr]
