@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.crash_repo import git, half_written, make_committed_repo, tree_hashes
+from helpers.crash_repo import files, git, half_written, make_committed_repo, tree_hashes
 from helpers.slow_chat_stub import SlowChatStub
 
 LONG = os.environ.get("SELFHEAL_LONG_TESTS") == "1"
@@ -109,7 +109,8 @@ def _debris(repo: Path, tmp: Path) -> dict[str, set[str]]:
         "worktrees": {line for line in git(repo, "worktree", "list", "--porcelain").splitlines()
                       if line.startswith("worktree ")} - {f"worktree {repo}"},
         "journals": {p.name for p in (state / "journal").glob("*.json")} if (state / "journal").is_dir() else set(),
-        "temp files": {str(p.relative_to(repo)) for p in repo.rglob(".*.tmp") if ".git" not in p.parts},
+        "temp files": {str(p.relative_to(repo)) for p in files(repo) if p.name.startswith(".")
+                       and p.name.endswith(".tmp")},
     }
     try:
         reg = json.loads((state / "scratch.json").read_text())

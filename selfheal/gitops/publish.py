@@ -317,6 +317,9 @@ def publish_change(
             commit=sha, fingerprint=fingerprint, pr_url=result.pr_url, pr_number=result.pr_number,
             updated=result.updated, entries=entries,
         ))
+        if pending is not None and state_dir is not None:
+            unregister(state_dir, pending.id)  # recorded: the branch is the PR's now, not temporary
+            pending = None
         return result
     finally:
         if pending is not None and state_dir is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -50,25 +51,29 @@ def make_committed_repo(root: Path) -> Path:
     return root
 
 
+def files(root: Path, skip: tuple[str, ...] = (".git",)) -> list[Path]:
+    """Every file under ``root``, never entering ``skip`` (git children of a killed command may still
+    be changing ``.git`` while we look)."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if Path(dirpath) == root:
+            dirnames[:] = [d for d in dirnames if d not in skip]
+        found += [Path(dirpath) / f for f in filenames]
+    return sorted(found)
+
+
 def tree_hashes(root: Path) -> dict[str, str]:
     """sha256 of every file of the user's tree, tracked or not, outside .git and .selfheal."""
-    out: dict[str, str] = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if rel.parts[0] in (".git", ".selfheal") or not p.is_file():
-            continue
-        out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in files(root, (".git", ".selfheal"))}
 
 
 def half_written(root: Path) -> list[str]:
     """Files that do not parse: every YAML/JSON file (tree and state), every SQLite database's integrity."""
     bad: list[str] = []
     yaml = YAML(typ="safe")
-    for p in sorted(root.rglob("*")):
+    for p in files(root):
         rel = p.relative_to(root)
-        if rel.parts[0] == ".git" or not p.is_file():
-            continue
         try:
             if p.suffix in (".yaml", ".yml"):
                 yaml.load(p.read_text(encoding="utf-8"))
@@ -80,6 +85,8 @@ def half_written(root: Path) -> list[str]:
                 conn.close()
                 if row[0] != "ok":
                     bad.append(f"{rel}: {row[0]}")
+        except FileNotFoundError:
+            continue  # gone since the listing (a lock or temp file): not half-written
         except Exception as exc:  # any parse error is a half-written file
             bad.append(f"{rel}: {type(exc).__name__}: {exc}")
     return bad
