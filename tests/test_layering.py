@@ -22,13 +22,14 @@ PACKAGE = Path(__file__).resolve().parents[1] / "selfheal"
 #: component -> layer (higher may import lower or equal, never higher)
 LAYERS: dict[str, int] = {
     "cli": 6,
-    "optimize": 5, "evaluation": 5, "interact": 5, "gitops": 5, "lint": 5, "scaffold": 5,
+    "optimize": 5, "evaluation": 5, "interact": 5, "gitops": 5, "lint": 5, "scaffold": 5, "maintenance": 5,
     "agent": 4, "tracing": 4,
     "context": 3, "cheatsheet": 3, "models": 3,
     "agents": 2,
     "config": 1,
     "redact": 1,
     "errors": 0, "yamlio": 0, "tokens": 0, "filecache": 0, "versioning": 0, "timespec": 0,
+    "owner": 0, "scratch": 0, "journal": 0,
 }  # fmt: skip
 #: (importer, imported) pairs forbidden even though the layers would allow them
 FORBIDDEN_PAIRS = {("agent", "optimize")}

@@ -137,6 +137,8 @@ def _outcome(run: RunRecord) -> str:
     if md.get("success") is False:
         et = md.get("error_type")
         return "[red]failed[/]" + (f" ({et})" if et else "")
+    if run.status == "interrupted":
+        return "[yellow]interrupted[/]"
     return "[red]error[/]" if run.status == "error" else f"[dim]{run.status}[/]"
 
 
@@ -151,9 +153,10 @@ def traces() -> None:
 @since_option()
 @click.option(
     "--status",
-    type=click.Choice(["error", "success", "pending"]),
+    type=click.Choice(["error", "success", "pending", "interrupted"]),
     default=None,
-    help="Run status (error = the run raised; a failed task is eq(metadata.success, false)).",
+    help="Run status (error = the run raised; a failed task is eq(metadata.success, false); "
+    "pending = still open: running, or interrupted if its process is gone).",
 )
 @click.option("--task-type", default=None, help="Only runs of this task type.")
 @click.option("--limit", type=click.IntRange(1, 100_000), default=20, show_default=True)
@@ -204,7 +207,11 @@ def list_cmd(
                     limit=limit,
                 )
             else:
-                runs = _query_local(reader, filter_text, project, start, status, task_type, is_root, limit)
+                from selfheal.tracing.liveness import with_display_status
+
+                # an open root shows as running, or interrupted when its process is gone
+                runs = with_display_status(
+                    _query_local(reader, filter_text, project, start, status, task_type, is_root, limit))
     except FilterError as exc:
         click.echo(f"error: {exc.message}", err=True)
         click.echo(exc.caret, err=True)

@@ -189,7 +189,7 @@ def evaluate(
             with open_repo(settings.root) as repo:
                 top = Path(repo.working_tree_dir or settings.root).resolve()
                 commit = resolve_ref(repo, against)
-            wt = stack.enter_context(ref_worktree(top, commit))
+            wt = stack.enter_context(ref_worktree(top, commit, state_dir=settings.state_dir))
             bs = baseline_settings(settings, wt, top)
         # Both sides planned (and a side replay cannot judge refused) before anything runs.
         plans = {"candidate": replay.plan_side(settings, ds, selected, mode, "candidate", cache_dir)}

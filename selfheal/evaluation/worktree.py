@@ -3,13 +3,15 @@
 ``git worktree add --detach`` checks the ref out in a temporary directory that
 shares the object store: the user's working tree, index, HEAD and stash are
 never touched (no stash/checkout dance), and the checkout is removed again
-however the block exits, Ctrl-C included.
+however the block exits, Ctrl-C included. Given the state directory, the
+checkout is registered in :mod:`selfheal.scratch` before it is made, so one
+left by a SIGKILL is removed (with git's admin dir) by the next ``eval
+--against`` or ``selfheal doctor``.
 """
 
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ from pathlib import Path
 import git
 
 from selfheal.errors import SelfhealError
+from selfheal.scratch import new_item, register, sweep, temp_path, unregister
 
 
 def open_repo(path: Path) -> git.Repo:
@@ -38,12 +41,21 @@ def resolve_ref(repo: git.Repo, ref: str) -> str:
 
 
 @contextmanager
-def ref_worktree(repo_root: Path, ref: str) -> Iterator[Path]:
-    """Yield a detached checkout of ``ref`` (the repository's top level) and remove it afterwards."""
+def ref_worktree(repo_root: Path, ref: str, *, state_dir: Path | None = None) -> Iterator[Path]:
+    """Yield a detached checkout of ``ref`` (the repository's top level) and remove it afterwards.
+
+    ``state_dir`` registers the checkout (and first sweeps ones whose process died).
+    """
     repo = open_repo(Path(repo_root))
     commit = resolve_ref(repo, ref)
-    tmp = Path(tempfile.mkdtemp(prefix="selfheal-eval-"))
+    tmp = temp_path("selfheal-eval-")
     path = tmp / "worktree"
+    item = None
+    if state_dir is not None:
+        sweep(state_dir)
+        item = register(state_dir, new_item("worktree", "eval --against", root=str(tmp), worktree=str(path),
+                                            repo=str(repo.working_tree_dir)))
+    tmp.mkdir(mode=0o700)
     added = False
     try:
         try:
@@ -69,3 +81,5 @@ def ref_worktree(repo_root: Path, ref: str) -> Iterator[Path]:
             except git.GitCommandError:
                 pass
             repo.close()
+            if item is not None and state_dir is not None:
+                unregister(state_dir, item.id)

@@ -9,7 +9,6 @@ body is written to ``.selfheal/prs/`` with the command that opens it.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,9 +35,10 @@ from selfheal.gitops.repo import (
     toplevel,
 )
 from selfheal.gitops.settings import GitopsSettings, gitops_settings
+from selfheal.scratch import new_item, register, sweep, temp_path, unregister
+from selfheal.yamlio import atomic_write_text
 
 __all__ = ["PublishPlan", "PublishResult", "publish_change", "repo_slug", "resolve_base"]
-from selfheal.yamlio import atomic_write_text
 
 NOTES_REF = "refs/notes/selfheal"
 
@@ -93,14 +93,23 @@ def commit_in_worktree(
     files: list[FileChange],
     message: str,
     env: dict[str, str],
+    state_dir: Path | None = None,
 ) -> str | None:
     """Commit ``files`` on ``branch`` in a temporary worktree; ``start`` given creates the branch there.
 
     Returns the new commit's sha, or None when the branch already has exactly
-    these contents (a new branch is then deleted again).
+    these contents (a new branch is then deleted again). ``state_dir``
+    registers the worktree (see :mod:`selfheal.scratch`) so a killed publish
+    leaves nothing checked out after the next start.
     """
-    tmp = Path(tempfile.mkdtemp(prefix="selfheal-wt-"))
+    tmp = temp_path("selfheal-wt-")
     wt = tmp / "wt"
+    item = None
+    if state_dir is not None:
+        item = register(state_dir, new_item("worktree", "publish", root=str(tmp), worktree=str(wt),
+                                            repo=str(repo.working_tree_dir), branch=branch,
+                                            delete_branch=start is not None))
+    tmp.mkdir(mode=0o700)
     created = False
     ok = False
     try:
@@ -135,6 +144,8 @@ def commit_in_worktree(
                 repo.git.branch("-D", branch)
             except git.GitCommandError:
                 pass
+        if item is not None and state_dir is not None:
+            unregister(state_dir, item.id)
 
 
 def push_branch(repo: git.Repo, remote: str, branch: str, *, default: str) -> None:
@@ -208,10 +219,14 @@ def publish_change(
     toplevel(repo)
     remote, default, base_branch, start = plan.remote, plan.default, plan.base, plan.start
 
+    state_dir = _state_dir(settings)
+    if state_dir is not None and not dry_run:
+        sweep(state_dir)  # worktrees and branches of publishes that were killed
     fingerprint = change.fingerprint()
     token = github_token()
     slug = plan.slug
     gh = GitHub(slug, token, timeout_s=cfg.api_timeout_s) if (plan.open_pr and token and slug) else None
+    pending = None
     try:
         proposed = change.branch_name(today)
         existing_pr: dict[str, Any] | None = None
@@ -239,13 +254,18 @@ def publish_change(
 
         env = identity_env(cfg)
         message = commit_message(change, entries)
+        if reuse is None and state_dir is not None:
+            # A new branch stays selfheal's temporary one until the publish is recorded.
+            pending = register(state_dir, new_item("branch", "publish", repo=str(repo.working_tree_dir),
+                                                   branch=branch, delete_branch=True))
         if reuse is None:
-            sha = commit_in_worktree(repo, branch=branch, start=start, files=change.files, message=message, env=env)
+            sha = commit_in_worktree(repo, branch=branch, start=start, files=change.files, message=message, env=env,
+                                     state_dir=state_dir)
             if sha is None:
                 raise SelfhealError(f"nothing to publish: {base_branch} already has these contents")
         else:
             sha = commit_in_worktree(repo, branch=branch, start=_checkout_start(repo, branch, remote),
-                                     files=change.files, message=message, env=env)
+                                     files=change.files, message=message, env=env, state_dir=state_dir)
         result.commit = sha
 
         if plan.push:
@@ -275,8 +295,13 @@ def publish_change(
             commit=sha, fingerprint=fingerprint, pr_url=result.pr_url, pr_number=result.pr_number,
             updated=result.updated, entries=entries,
         ))
+        if pending is not None and state_dir is not None:
+            unregister(state_dir, pending.id)  # recorded: the branch is the PR's now, not temporary
+            pending = None
         return result
     finally:
+        if pending is not None and state_dir is not None:
+            unregister(state_dir, pending.id)
         if gh is not None:
             gh.close()
         repo.close()
@@ -289,6 +314,12 @@ def _why_no_pr(plan: PublishPlan, result: PublishResult) -> str:
         if note.startswith("no PR will be opened: "):
             return note.split(": ", 1)[1]
     return "opening PRs is off"
+
+
+def _state_dir(settings: Any) -> Path | None:
+    """Where the scratch registry lives (None for settings without a state directory)."""
+    state = getattr(settings, "state_dir", None)
+    return Path(state) if state is not None else None
 
 
 def _write_body_file(settings: Any, cfg: GitopsSettings, result: PublishResult, change: ChangeSet,

@@ -19,15 +19,16 @@ from __future__ import annotations
 import difflib
 import logging
 import shutil
-import tempfile
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfheal.errors import SelfhealError
+from selfheal.journal import interrupted, roll_back, tree_journal
+from selfheal.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -317,6 +318,8 @@ def curate_offline(
     window = parse_since(since) if isinstance(since, str) else since
     now = (now or datetime.now(UTC)).astimezone(UTC)
     report = CurationReport(dry_run=dry_run)
+    if not dry_run:
+        report.errors += recover_interrupted(settings)
     cheatsheet_dir = settings.cheatsheet_dir
     cheatsheet = load_cheatsheet(cheatsheet_dir)
 
@@ -355,23 +358,36 @@ def curate_offline(
             for rid, _success, tags in counter_tags:
                 if rid == run_id:
                     tags[op.id] = op.tag
-        # Writing the working tree: copy, apply and write under the cheatsheet's lock, so a
-        # concurrent run's new entry is neither overwritten nor deleted as "not in the copy".
-        with _tree_lock(settings, enabled=not dry_run and not publish):
-            report = _build_change(settings, report, cheatsheet_dir, planned, counter_tags, embedder, now, dry_run)
-            if report.files and not dry_run and not publish:
-                _write_working_tree(settings.root, report.files)
-                report.applied = True
-        if report.files and not dry_run and publish:
-            report.published = _publish(settings, report, roots, model, force=force, plan=plan)
-        if not dry_run and (report.applied or report.published is not None or not report.files):
-            with CounterStore.from_settings(settings) as counters:
-                _finish_counters(counters, counter_tags, report, now)
-            for root in roots:
-                store.merge_metadata(root.id, {CURATED_KEY: now.isoformat()})
+        with ExitStack() as journal:
+            # Writing the working tree: copy, apply and write under the cheatsheet's lock, so a
+            # concurrent run's new entry is neither overwritten nor deleted as "not in the copy".
+            with _tree_lock(settings, enabled=not dry_run and not publish):
+                report = _build_change(settings, report, cheatsheet_dir, planned, counter_tags, embedder, now,
+                                       dry_run)
+                if report.files and not dry_run and not publish:
+                    # Journaled until the runs are stamped: a kill in between is rolled back, not half kept.
+                    journal.enter_context(tree_journal(settings.state_dir, settings.root, report.files, "curate"))
+                    _write_working_tree(settings.root, report.files)
+                    report.applied = True
+            if report.files and not dry_run and publish:
+                report.published = _publish(settings, report, roots, model, force=force, plan=plan)
+            if not dry_run and (report.applied or report.published is not None or not report.files):
+                with CounterStore.from_settings(settings) as counters:
+                    _finish_counters(counters, counter_tags, report, now)
+                for root in roots:
+                    store.merge_metadata(root.id, {CURATED_KEY: now.isoformat()})
     finally:
         store.close()
     return report
+
+
+def recover_interrupted(settings: Settings, *, dry_run: bool = False) -> list[str]:
+    """Roll back working-tree changes of curate/optimize runs that were killed mid-change (one line each)."""
+    lines: list[str] = []
+    with _tree_lock(settings, enabled=not dry_run):
+        for path, journal in interrupted(settings.state_dir):
+            lines += roll_back(path, journal, dry_run=dry_run)
+    return lines
 
 
 def _tree_lock(settings: Settings, *, enabled: bool) -> AbstractContextManager[None]:
@@ -398,8 +414,8 @@ def _build_change(
         cheatsheet_dir.name
     )
     guard = ContentGuard(allowed_tools=_tool_names(settings))
-    with tempfile.TemporaryDirectory(prefix="selfheal-curate-") as tmp:
-        scratch = Path(tmp) / "cheatsheet"
+    with scratch_dir(settings.state_dir, "selfheal-curate-", "curate") as tmp:
+        scratch = tmp / "cheatsheet"
         if cheatsheet_dir.exists():
             shutil.copytree(cheatsheet_dir, scratch, ignore=shutil.ignore_patterns(".*"))
         else:

@@ -12,12 +12,13 @@ regression. The user's cheatsheet is never touched while learning.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from selfheal.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -180,8 +181,7 @@ def optimize(
         raise SelfhealError(f"dataset '{ds.name}' has no examples in split '{train_split}'")
     seed_dir = settings.cheatsheet_dir
     rel_dir = seed_dir.relative_to(settings.root) if seed_dir.is_relative_to(settings.root) else Path(seed_dir.name)
-    with tempfile.TemporaryDirectory(prefix="selfheal-optimize-") as tmp:
-        work = Path(tmp)
+    with scratch_dir(settings.state_dir, "selfheal-optimize-", "optimize") as work:
         learned_dir = work / "cheatsheet"
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         if seed_dir.exists():
@@ -232,7 +232,10 @@ def optimize(
 
             report.publish = publish_change(settings, change, plan=plan)
         elif accepted and apply:
-            _write_working_tree(settings.root, files)
+            from selfheal.journal import tree_journal
+
+            with tree_journal(settings.state_dir, settings.root, files, "optimize --apply"):
+                _write_working_tree(settings.root, files)
             report.applied = True
         return report
 

@@ -7,6 +7,9 @@ same callbacks (LangSmith) records identical ids, and ``config["run_id"]``
 becomes the root id. Nothing is written while the graph runs: the tree is
 kept in memory and persisted as one batch when the root run ends, whether it
 succeeded or raised (``BaseTracer._end_trace`` calls ``_persist_run`` for roots).
+Only the root is also written when it starts, as an open (``pending``) row
+naming this process (see :mod:`selfheal.tracing.liveness`): a run killed
+before its end then shows as interrupted instead of missing.
 
 With a :class:`LocalTraceStore` and ``background=True`` (the default) the
 payloads are encoded when the root ends, in the caller's thread (so the
@@ -39,6 +42,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.tracers.base import BaseTracer
 
+from selfheal.owner import current_owner
+from selfheal.tracing.liveness import OWNER_KEY
 from selfheal.tracing.schema import RunRecord
 from selfheal.tracing.store import LocalTraceStore, TraceStore, encode_run
 
@@ -186,6 +191,7 @@ class LocalTracer(BaseTracer):
         self.errors: list[Exception] = []
         self._session_id: UUID | None = None
         self._session_lock = threading.Lock()
+        self._owner: dict[str, Any] | None = None
 
     @property
     def last_root_id(self) -> UUID | None:
@@ -385,6 +391,40 @@ class LocalTracer(BaseTracer):
         return run
 
     # -- persisting --------------------------------------------------------
+    def _start_trace(self, run: Any) -> None:
+        super()._start_trace(run)
+        if run.parent_run_id is None and isinstance(self.store, LocalTraceStore):
+            self._persist_open(run, self.store)
+
+    def _persist_open(self, run: _Span, store: LocalTraceStore) -> None:
+        """Write the root as an open run now, so a killed process leaves it (as interrupted).
+
+        Local store only: other backends (LangSmith) get each trace once, finished.
+        """
+        try:
+            if self._owner is None:
+                self._owner = current_owner().model_dump()
+            tags = sorted(set(run.tags) | set(self.tags))
+            opening = _Span(run.id, run.name, run.run_type, None, run.inputs, {}, tags)
+            opening.start_time = run.start_time
+            opening.events = [{"name": "start", "time": run.start_time}]
+            opening.trace_id = run.trace_id
+            opening.dotted_order = run.dotted_order
+            opening.session_id = self._project_id()
+            opening.reference_example_id = run.reference_example_id or self.reference_example_id
+            opening.extra = {
+                **run.extra,
+                "metadata": {**self.metadata, **(run.extra.get("metadata") or {})},
+                OWNER_KEY: self._owner,
+            }
+            row = [encode_run(opening, store.max_payload_chars, store.redactor)]
+            if self.background:
+                store.submit_encoded(row)
+            else:
+                store.write_encoded(row)
+        except Exception as exc:  # tracing must never break the traced run
+            logger.warning("open trace %s not saved to %s: %s", run.id, self.store, exc)
+
     def _project_id(self) -> UUID:
         if self._session_id is None:
             with self._session_lock:

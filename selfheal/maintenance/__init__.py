@@ -1,0 +1,1 @@
+"""Repository upkeep that spans components: finding and repairing what crashed processes left."""
