@@ -187,8 +187,10 @@ def _resolve(args: list[str]) -> click.Context | None:
     command: click.Command = cli
     rest = list(args)
     while isinstance(command, click.Group):
-        sub = command.get_command(ctx, rest[0])
+        sub = command.get_command(ctx, rest[0]) if rest else None
         if sub is None:
+            if command is not cli and command.invoke_without_command:  # a group that runs on its own (eval)
+                return command.make_context(command.name or "", list(rest), parent=ctx)
             return None
         command, rest = sub, rest[1:]
         ctx = command.make_context(command.name or "", list(rest), parent=ctx)   # raises on unknown options

@@ -39,6 +39,8 @@ def _model() -> ScriptedChatModel:
                 }],
             ),
             f"Done. Mail {EMAIL}; aws_secret_access_key={AWS_SECRET}; token {GHP}; from {IP}.\nUSED: none",
+            # the loop nudges an answer that changed nothing once; the model says the same again
+            f"Still done. Mail {EMAIL}; aws_secret_access_key={AWS_SECRET}.\nUSED: none",
         ]
     )
 

@@ -30,8 +30,9 @@ pytestmark = pytest.mark.skipif(not REPORT.is_file() or not REPLAY.is_dir(), rea
 def test_the_test_split_baseline_replays_identically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQL_ANALYST_CACHE_DIR", str(tmp_path / "db"))
     recorded = json.loads(REPORT.read_text())["experiment"]
-    for name in ("prompts", "cheatsheet"):
-        shutil.copytree(REPO / name / "sql_analyst", tmp_path / name / "sql_analyst")
+    # the prompts as they were when the baseline was recorded (frozen beside the report)
+    shutil.copytree(REPORT.parent / "prompts" / "sql_analyst", tmp_path / "prompts" / "sql_analyst")
+    shutil.copytree(REPO / "cheatsheet" / "sql_analyst", tmp_path / "cheatsheet" / "sql_analyst")
     shutil.copytree(REPO / "evals" / "sql_analyst", tmp_path / "evals" / "sql_analyst",
                     ignore=shutil.ignore_patterns("replay", "experiments"))
     shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 
 @click.command("doctor")
 @click.option("--dry-run", is_flag=True, help="Only report what would be repaired; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @click.pass_context
 def doctor(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     """Repair leftovers of interrupted commands: stale worktrees and their branches, temp dirs,
@@ -23,7 +22,7 @@ def doctor(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 
     report = run_doctor(load_cli_settings(ctx), dry_run=dry_run)
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        echo_json(report.to_dict())
         return
     for line in report.repairs:
         click.echo(line)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from selfheal.cli.main import load_cli_settings
+from selfheal.cli.options import echo_json, json_option
 
 
 @click.command("report")
@@ -18,7 +19,7 @@ from selfheal.cli.main import load_cli_settings
               help="Price per million prompt tokens (enables the cost figure).")
 @click.option("--completion-price", type=click.FloatRange(min=0), default=None, metavar="USD",
               help="Price per million completion tokens.")
-@click.option("--json", "as_json", is_flag=True, help="Also print the report's data as JSON.")
+@json_option
 @click.pass_context
 def report(ctx: click.Context, out: Path | None, days: int, prompt_price: float | None,
            completion_price: float | None, as_json: bool) -> None:

@@ -50,22 +50,27 @@ def default_selfheal_spec() -> str:
     """
     import json
     from importlib import metadata
+    from pathlib import Path
 
-    try:
-        dist = metadata.distribution("selfheal")
-    except metadata.PackageNotFoundError:
-        return PLACEHOLDER_SPEC
-    try:
-        direct = json.loads(dist.read_text("direct_url.json") or "null")
-    except ValueError:
-        direct = None
-    if not direct:
-        return f"selfheal=={dist.version}"
-    vcs = direct.get("vcs_info") or {}
-    if vcs.get("vcs") == "git" and direct.get("url"):
-        ref = vcs.get("commit_id") or vcs.get("requested_revision")
-        return f"selfheal @ git+{direct['url']}" + (f"@{ref}" if ref else "")
-    return PLACEHOLDER_SPEC
+    # Several may be visible: an editable install's dist-info (with direct_url.json) and the
+    # egg-info setuptools leaves in the checkout itself (without one). The install record wins.
+    dists = list(metadata.distributions(name="selfheal"))
+    for dist in dists:
+        try:
+            direct = json.loads(dist.read_text("direct_url.json") or "null")
+        except ValueError:
+            direct = None
+        if not direct:
+            continue
+        vcs = direct.get("vcs_info") or {}
+        if vcs.get("vcs") == "git" and direct.get("url"):
+            ref = vcs.get("commit_id") or vcs.get("requested_revision")
+            return f"selfheal @ git+{direct['url']}" + (f"@{ref}" if ref else "")
+        return PLACEHOLDER_SPEC  # a local directory or file
+    for dist in dists:  # metadata inside a source checkout: a local install too
+        if (Path(str(dist.locate_file(""))) / "pyproject.toml").is_file():
+            return PLACEHOLDER_SPEC
+    return f"selfheal=={dists[0].version}" if dists else PLACEHOLDER_SPEC
 
 
 def requirements_file(spec: str) -> str:
