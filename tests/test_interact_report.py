@@ -74,7 +74,9 @@ def _traces(repo: WorkRepo, agent: str) -> None:
     spec = AGENTS[agent]
     settings = repo.settings()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    now = utcnow()
+    # one minute before today's midnight (UTC): day d's runs, d days and 1-3 hours earlier, fall on
+    # five different dates whatever the time of day the test runs at, and none in the future
+    now = utcnow().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(minutes=1)
     with LocalTraceStore.from_settings(settings) as store:
         session = store.ensure_project(settings.tracing.project).id
         runs = []

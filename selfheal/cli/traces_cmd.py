@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from itertools import pairwise
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -62,52 +60,17 @@ source_option = click.option(
 project_option = click.option("--project", default=None, help="Project (default: tracing.project).")
 
 
-@contextmanager
-def _reader(settings: Any, source: str, project: str) -> Iterator[Any]:
-    """The local store or a LangSmith reader for ``project``; closed on exit."""
-    if source == "local":
-        from selfheal.tracing.store import LocalTraceStore
+def _reader(settings: Any, source: str, project: str) -> Any:
+    """The local store or a LangSmith reader for ``project`` (the interact library's, one definition)."""
+    from selfheal.interact.sources import open_reader
 
-        store = LocalTraceStore.from_settings(settings)
-        try:
-            yield store
-        finally:
-            store.close()
-        return
-    from selfheal.errors import ConfigError
-    from selfheal.tracing.langsmith_backend import (
-        LangSmithTraceReader,
-        close_client,
-        langsmith_configured,
-        make_client,
-    )
-
-    if not langsmith_configured(settings):
-        raise ConfigError(
-            "LangSmith is not configured: set tracing.langsmith (LANGSMITH_TRACING=true)"
-            " and LANGSMITH_API_KEY to read traces from LangSmith"
-        )
-    client = make_client(settings)
-    try:
-        yield LangSmithTraceReader(client, project)
-    finally:
-        close_client(client)
+    return open_reader(settings, source, project)
 
 
-@contextmanager
-def _langsmith_errors() -> Iterator[None]:
-    """LangSmith read failures as one-line user errors instead of tracebacks."""
-    from selfheal.errors import SelfhealError
+def _langsmith_errors() -> Any:
+    from selfheal.interact.sources import langsmith_errors
 
-    try:
-        yield
-    except SelfhealError:
-        raise
-    except Exception as exc:
-        if type(exc).__module__.startswith(("langsmith", "requests", "urllib3")):
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise SelfhealError(f"LangSmith read failed: {first}") from None
-        raise
+    return langsmith_errors()
 
 
 def _summary(run: RunRecord) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from selfheal.cheatsheet.guard import ContentGuard, normalize
 from selfheal.cheatsheet.model import SECTIONS
 from selfheal.errors import SelfhealError
+from selfheal.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from selfheal.config import Settings
@@ -229,7 +229,7 @@ def _entry_change(settings: Settings, text: str, *, section: str, task_type: str
     probe = text if update is not None else " ".join(text.split())
     _check_near(settings, probe, live, result.notes, embedder, skip=update)
     result.section = section
-    with tempfile.TemporaryDirectory(prefix="selfheal-teach-") as tmp:
+    with scratch_dir(settings.state_dir, "selfheal-teach-", "teach") as tmp:
         scratch = Path(tmp) / "cheatsheet"
         if cs_dir.exists():
             shutil.copytree(cs_dir, scratch, ignore=shutil.ignore_patterns(".*"))

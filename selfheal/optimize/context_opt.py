@@ -32,7 +32,6 @@ identity is recorded on its traced calls and in the report and PR body.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfheal.errors import SelfhealError
+from selfheal.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -304,7 +304,7 @@ def optimize_context(
         counters = _entry_evidence(settings)
         tag_evidence: dict[str, list[int]] = {}
         base_size = context_size(settings, tools)
-        with tempfile.TemporaryDirectory(prefix="selfheal-ctxopt-") as tmp:
+        with scratch_dir(settings.state_dir, "selfheal-ctxopt-", "optimize") as tmp:
             work = Path(tmp)
             with meter.phase("select"):
                 base_dev = experiment(settings, dev_split, "current", "select")

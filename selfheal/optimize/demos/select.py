@@ -17,7 +17,6 @@ those, not by the whole set.
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from selfheal.optimize.demos.bootstrap import success_rates
 from selfheal.optimize.demos.context_file import context_with_demos
 from selfheal.optimize.demos.model import DemoPool, Demonstration, PhaseCost
 from selfheal.tokens import count_tokens
+from selfheal.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -232,7 +232,7 @@ def select_demos(
     evaluate = dev_eval or experiment_dev_eval()
     started = time.perf_counter()
     if len(candidates) > 1:  # with nothing to choose between, there is nothing to evaluate
-        with tempfile.TemporaryDirectory(prefix="selfheal-demos-") as tmp:
+        with scratch_dir(settings.state_dir, "selfheal-demos-", "optimize") as tmp:
             for i, cand in enumerate(candidates):
                 work = Path(tmp) / f"{i:02d}"
                 cand.score = evaluate(write_variant(settings, work, cand.demos), cand.label)
