@@ -4,7 +4,7 @@
     python bench/reliability.py --short    # the normal suite's variants, a few minutes
 
 Each area is measured by tests (load, faults, bad inputs, secrets, kills,
-injections). They run under pytest with ``SELFHEAL_RELIABILITY_OUT`` set, and
+injections). They run under pytest with ``RELIABILITY_TABLE_OUT`` set, and
 each writes what it tried and what held (``tests/helpers/reliability.py``);
 fuzz tests, whose cases Hypothesis draws, count as their configured number of
 cases per target when they pass. The table is printed as Markdown; any
@@ -32,7 +32,7 @@ TESTS: dict[str, list[str]] = {
                "tests/test_langsmith_exit_cli.py"],
     "bad inputs": ["tests/test_loaders_fuzz.py", "tests/test_filters_fuzz.py"],
     "secrets": ["tests/test_secrets_nowhere.py"],
-    "kills": ["tests/test_kill_repair.py"],
+    "kills": ["tests/test_crash_kills.py"],
     "injections": ["tests/test_guard_corpus.py"],
 }
 #: fuzz modules -> (targets, cases per target in the long run, in the short run)
@@ -53,7 +53,7 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="selfheal-reliability-") as tmp:
         out = Path(tmp) / "rows.jsonl"
-        env = {**os.environ, "SELFHEAL_RELIABILITY_OUT": str(out)}
+        env = {**os.environ, "RELIABILITY_TABLE_OUT": str(out)}
         if not args.short:
             env["SELFHEAL_LONG_TESTS"] = "1"
         nodes = sorted({t for ts in TESTS.values() for t in ts if (ROOT / t.split("::")[0]).is_file()})
