@@ -40,11 +40,13 @@ CACHE = "evals/decisions/replay"
 OUT = ROOT / "bench" / "results" / "decisions"
 
 
-def sample(per_agent: int) -> list[Probe]:
+def sample(per_agent: int, agents: list[str] | None = None) -> list[Probe]:
     """The same probes for every protocol: an even spread of each agent's probes."""
     probes = load_probes([PROBES])
     out: list[Probe] = []
     for agent in sorted({p.agent for p in probes}):
+        if agents and agent not in agents:
+            continue
         out += select_probes(probes, agents=[agent], limit=per_agent)
     return out
 
@@ -107,19 +109,32 @@ def on_common_probes(reports: dict[str, ProbeReport]) -> dict[str, ProbeReport]:
     return out
 
 
+def _merged(rep: ProbeReport, path: Path) -> ProbeReport:
+    """``rep`` plus the decisions an earlier run saved at ``path`` for probes ``rep`` did not decide."""
+    if not path.is_file():
+        return rep
+    old = ProbeReport.model_validate_json(path.read_text())
+    mine = {s.probe_id for s in rep.scores}
+    scores = [s for s in old.scores if s.probe_id not in mine] + rep.scores
+    return rep.model_copy(update={"scores": scores, "summaries": summarize_groups(scores)})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-agent", type=int, default=24)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--cache", choices=["off", "record", "replay"], default="record")
     ap.add_argument("--table-only", action="store_true", help="only print the table of the saved results")
+    ap.add_argument("--agents", default="", help="only these agents' probes (comma-separated)")
     args = ap.parse_args()
     names = args.protocols.split(",")
     OUT.mkdir(parents=True, exist_ok=True)
     if not args.table_only:
-        probes = sample(args.per_agent)
+        probes = sample(args.per_agent, [a for a in args.agents.split(",") if a])
         for name in names:
             rep = run(name, probes, args.cache)
+            if args.agents:  # keep what an earlier, wider run decided for the other agents
+                rep = _merged(rep, OUT / f"{name}.json")
             (OUT / f"{name}.json").write_text(json.dumps(rep.model_dump(mode="json"), indent=1) + "\n")
             print(markdown({name: rep}), flush=True)
     reports = {n: ProbeReport.model_validate_json((OUT / f"{n}.json").read_text()) for n in names
