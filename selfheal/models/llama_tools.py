@@ -384,15 +384,6 @@ class ToolCallingChatHandler:
         }
         complete = Completer(llama, sampling, stops)
 
-        def args_grammar(name: str) -> Any:
-            params = _tool_fn(tools[names.index(name)]).get("parameters") or {"type": "object"}
-            try:
-                return LlamaGrammar.from_json_schema(json.dumps(params), verbose=False)
-            except Exception:  # a schema the converter cannot handle: any JSON object
-                from llama_cpp.llama_grammar import JSON_GBNF
-
-                return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-
         def pick_name(cursor: str) -> str:
             """The model names the tool freely (fast); a grammar only if it names no bound tool."""
             text, _ = complete(cursor, limit=32, extra_stop=[":", "\n"], greedy=True)
@@ -404,15 +395,8 @@ class ToolCallingChatHandler:
             return text.strip()
 
         def gen_args(cursor: str, name: str) -> tuple[str, str]:
-            """Arguments written freely (grammar sampling costs ~0.2 s/token on a 151k vocabulary);
-            re-generated under the schema's grammar only when they do not parse or fit the schema."""
-            text, fin = complete(cursor, limit=max_tokens, extra_stop=["\nfunctions.", "\nmessage:"])
-            params = _tool_fn(tools[names.index(name)]).get("parameters") or {}
-            obj = first_json_object(text)
-            if obj is not None and conforms(obj, params):
-                return json.dumps(obj, ensure_ascii=False), fin
-            text, fin = complete(cursor, limit=max_tokens, gbnf=args_grammar(name))
-            return text.strip(), fin
+            return checked_args(complete, cursor, tools[names.index(name)], max_tokens,
+                                ["\nfunctions.", "\nmessage:"])
 
         calls: list[dict[str, Any]] = []
         content: str | None = None
@@ -474,6 +458,32 @@ class ToolCallingChatHandler:
         if calls and finish != "length":
             finish = "tool_calls"
         return completion_response(llama, content, calls, finish, complete.usage)
+
+
+def args_grammar(tool: Mapping[str, Any]) -> Any:
+    """The GBNF grammar of a tool's argument schema (any JSON object when llama.cpp cannot convert it)."""
+    from llama_cpp import LlamaGrammar
+
+    params = _tool_fn(tool).get("parameters") or {"type": "object"}
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(params), verbose=False)
+    except Exception:  # a schema the converter cannot handle: any JSON object
+        from llama_cpp.llama_grammar import JSON_GBNF
+
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+
+
+def checked_args(complete: Completer, cursor: str, tool: Mapping[str, Any], limit: int | None,
+                 stop: list[str]) -> tuple[str, str]:
+    """Arguments written freely (grammar sampling costs ~0.2 s/token on a 151k vocabulary),
+    re-generated under the schema's grammar only when they do not parse or fit the schema."""
+    text, fin = complete(cursor, limit=limit, extra_stop=stop)
+    params = _tool_fn(tool).get("parameters") or {}
+    obj = first_json_object(text)
+    if obj is not None and conforms(obj, params):
+        return json.dumps(obj, ensure_ascii=False), fin
+    text, fin = complete(cursor, limit=limit, gbnf=args_grammar(tool))
+    return text.strip(), fin
 
 
 class Completer:

@@ -34,13 +34,13 @@ from selfheal.models.llama_tools import (
     SELFHEAL_CHAT_FORMAT,
     Completer,
     ToolCallingChatHandler,
+    checked_args,
     _gbnf_literal,
     _normalize_choice,
     _text,
     _tool_fn,
     completion_response,
     compact_schema,
-    conforms,
     first_json_object,
     tool_call_dict,
 )
@@ -85,30 +85,6 @@ def _tools_of(kwargs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
         tools = [{"type": "function", "function": f} for f in kwargs["functions"]]
         choice = kwargs.get("function_call") if choice is None else choice
     return tools, choice
-
-
-def _args_grammar(tool: Mapping[str, Any]) -> Any:
-    from llama_cpp import LlamaGrammar
-
-    params = _tool_fn(tool).get("parameters") or {"type": "object"}
-    try:
-        return LlamaGrammar.from_json_schema(json.dumps(params), verbose=False)
-    except Exception:  # a schema the converter cannot handle: any JSON object
-        from llama_cpp.llama_grammar import JSON_GBNF
-
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-
-
-def _checked_args(complete: Completer, cursor: str, tool: Mapping[str, Any], limit: int | None,
-                  stop: list[str]) -> tuple[str, str]:
-    """Arguments written freely, re-generated under the schema's grammar when they do not fit."""
-    text, fin = complete(cursor, limit=limit, extra_stop=stop)
-    params = _tool_fn(tool).get("parameters") or {}
-    obj = first_json_object(text)
-    if obj is not None and conforms(obj, params):
-        return json.dumps(obj, ensure_ascii=False), fin
-    text, fin = complete(cursor, limit=limit, gbnf=_args_grammar(tool))
-    return text.strip(), fin
 
 
 # -- selfheal-json ------------------------------------------------------------------------------
@@ -207,7 +183,7 @@ class JsonDecisionHandler:
             name, _ = complete(cursor, limit=None, gbnf=gbnf, greedy=True)
             name = name.strip()
         cursor += f'{name}", "arguments": '
-        args, fin = _checked_args(complete, cursor, tools[names.index(name)], limit, [])
+        args, fin = checked_args(complete, cursor, tools[names.index(name)], limit, [])
         return completion_response(llama, None, [tool_call_dict(name, args)],
                                    "length" if fin == "length" else "tool_calls", complete.usage)
 
@@ -303,7 +279,7 @@ class QwenNativeHandler:
         prompt = render_native_prompt(messages, tools)
         if mode == "named" and forced:
             cursor = prompt + '<tool_call>\n{"name": "' + forced + '", "arguments": '
-            args, fin = _checked_args(complete, cursor, tools[names.index(forced)], limit, ["</tool_call>"])
+            args, fin = checked_args(complete, cursor, tools[names.index(forced)], limit, ["</tool_call>"])
             return completion_response(llama, None, [tool_call_dict(forced, args)], "tool_calls", complete.usage)
         start = "<tool_call>\n" if mode == "required" else ""
         text, fin = complete(prompt + start, limit=limit)
