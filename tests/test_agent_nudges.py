@@ -7,11 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 from helpers.openai_stub import OpenAIStub
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from selfheal.agent.nudges import EMPTY_RESULT, looks_empty, premature_answer
-from selfheal.cli.main import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -22,13 +22,6 @@ def repo(tmp_path: Path) -> Path:
         shutil.copytree(REPO / name, tmp_path / name)
     shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")
     return tmp_path
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def test_empty_results_are_recognised() -> None:

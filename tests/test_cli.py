@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 from helpers.openai_stub import OpenAIStub
 
 from selfheal.cli.main import main
@@ -23,13 +24,6 @@ def repo(tmp_path: Path) -> Path:
         shutil.copytree(REPO / name, tmp_path / name)
     shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")
     return tmp_path
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def test_help_is_fast_and_imports_nothing_heavy() -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 import pytest
+from helpers.cli import run_cli
 from helpers.gitrepo import isolate_git, make_repo
 from helpers.openai_stub import OpenAIStub
 
@@ -53,13 +54,6 @@ def every_command() -> list[tuple[str, click.Command]]:
 
 
 COMMAND_NAMES = [name for name, _ in every_command()]
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 @pytest.fixture()

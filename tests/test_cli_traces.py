@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import run_cli
 from helpers.langsmith_stub import LangSmithStub
 from helpers.trace_fixtures import Dataset, build_dataset
 
-from selfheal.cli.main import main
 from selfheal.config import load_settings
 from selfheal.tracing.store import LocalTraceStore
 
@@ -31,13 +31,6 @@ def data(repo: Path) -> Dataset:
     settings = load_settings(repo, env={})
     with LocalTraceStore(settings.trace_store_path) as store:
         return build_dataset(store, settings.tracing.project)
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def cli_json(repo: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> Any:

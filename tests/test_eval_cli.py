@@ -14,9 +14,9 @@ from typing import Any
 
 import git
 import pytest
+from helpers.cli import run_cli
 from helpers.eval_results import T0
 
-from selfheal.cli.main import main
 from selfheal.evaluation.results import ExampleResult, ExperimentResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,13 +103,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], FakeRunner]:
         return f
 
     return make
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def test_against_head_gate_fails_on_a_regression(repo: Path, fake: Callable[[str, str], FakeRunner],

@@ -11,17 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.cli import run_cli
 from helpers.gitrepo import git, isolate_git
 from helpers.openai_stub import OpenAIStub
 
-from selfheal.cli.main import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 @pytest.fixture

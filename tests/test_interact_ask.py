@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import run_cli
 from helpers.langsmith_stub import LangSmithStub
 from helpers.openai_stub import OpenAIStub
 from helpers.trace_fixtures import Dataset, build_dataset
 
-from selfheal.cli.main import main
 from selfheal.config import load_settings
 from selfheal.interact.ask import parse_question
 from selfheal.interact.vocabulary import Vocabulary, agent_vocabulary
@@ -44,13 +44,6 @@ def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIStub]:
         monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         yield stub
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def ask_json(repo: Path, question: str, capsys: pytest.CaptureFixture[str], *extra: str) -> Any:

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import run_cli
 from helpers.gitrepo import WorkRepo, isolate_git, make_repo
 from helpers.trace_fixtures import Tool, TraceSpec, make_trace
 
 from selfheal.cheatsheet.counters import STATE_FILENAME, CounterStore
-from selfheal.cli.main import main
 from selfheal.tracing.schema import utcnow
 from selfheal.tracing.store import LocalTraceStore
 
@@ -51,13 +51,6 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WorkRepo:
     finally:
         counters.close()
     return repo
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def cli_json(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Any:

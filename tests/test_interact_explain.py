@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import run_cli
 from helpers.curation import call
 from helpers.openai_stub import OpenAIStub
 from helpers.trace_fixtures import Dataset, build_dataset
 
-from selfheal.cli.main import main
 from selfheal.config import load_settings
 from selfheal.interact.explain import check_citations
 from selfheal.tracing.store import LocalTraceStore
@@ -43,13 +43,6 @@ def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIStub]:
         monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         yield stub
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def explain_json(repo: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Any:

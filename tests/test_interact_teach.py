@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import run_cli
 from helpers.gitrepo import USER_EMAIL, USER_NAME, WorkRepo, git, isolate_git, make_repo, snapshot
 from helpers.trace_fixtures import build_dataset
 
-from selfheal.cli.main import main
 from selfheal.tracing.store import LocalTraceStore
 from selfheal.yamlio import parse_yaml, read_yaml
 
@@ -25,13 +25,6 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> WorkRepo:
     monkeypatch.setenv("SELFHEAL_EMBEDDINGS_PROVIDER", "fake")
     monkeypatch.setenv("COLUMNS", "200")
     return make_repo(tmp_path)
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def teach_json(root: Path, capsys: pytest.CaptureFixture[str], *args: str) -> Any:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.cli import run_cli
 from helpers.curation import call, curator_json, reflection_json
 from helpers.gitrepo import git, isolate_git
 from helpers.openai_stub import OpenAIStub
 
 from selfheal.agent.runner import run_task
-from selfheal.cli.main import main
 from selfheal.config import load_settings
 from selfheal.models.fakes import ScriptedChatModel
 from selfheal.yamlio import read_yaml
@@ -29,13 +29,6 @@ pytest.importorskip("sql_analyst")
 REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = ["customers_active_buyers_fy2025", "customers_by_region"]
 NAIVE = "SELECT COUNT(DISTINCT customer_id) FROM orders"
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(args)
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
 
 
 def gold(name: str) -> str:
