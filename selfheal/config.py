@@ -111,6 +111,9 @@ class ThresholdsSettings(_Section):
     # When the model answers early (the agent's session says a needed change was not made, or the
     # last tool result was empty), ask it again with that observation, at most this many times.
     nudges: int = Field(1, ge=0, le=5)
+    # A tool call identical to the one just made (same name and arguments) is not run again: the loop
+    # returns the earlier result and asks for another call (a small model otherwise repeats a failing call).
+    refuse_repeats: bool = True
     top_k: int = Field(3, ge=0, le=50)
     context_token_budget: int = Field(3000, ge=100)
 

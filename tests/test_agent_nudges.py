@@ -108,3 +108,68 @@ def test_sql_run_is_nudged_to_run_a_query(repo: Path, capsys: pytest.CaptureFixt
     assert len(bodies) == 4, err
     assert "not run a successful query" in bodies[2]["messages"][-1]["content"]
     assert [c["name"] for c in json.loads(out)["tool_calls"]] == ["list_tables", "run_sql"]
+
+
+def test_a_repeated_call_is_not_run_again() -> None:
+    from selfheal.agent.nudges import repeated_call
+
+    made = [{"step": 1, "name": "describe_table", "args": {"table": "sales"}, "output": "error: no table named 'sales'"}]
+    said = repeated_call(made, {"name": "describe_table", "args": {"table": "sales"}})
+    assert said is not None and "no table named 'sales'" in said and "step 1" in said
+    assert repeated_call(made, {"name": "describe_table", "args": {"table": "orders"}}) is None
+    assert repeated_call([], {"name": "describe_table", "args": {"table": "sales"}}) is None
+    # only the call just made counts: reading a configuration again after a change is legitimate
+    later = [*made, {"step": 2, "name": "list_tables", "args": {}, "output": "orders"}]
+    assert repeated_call(later, {"name": "describe_table", "args": {"table": "sales"}}) is None
+
+
+def _sql_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "sql"
+    for name in ("prompts", "cheatsheet", "evals"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "selfheal.yaml", root / "selfheal.yaml")
+    return root
+
+
+@pytest.mark.parametrize("refuse", [True, False])
+def test_sql_analyst_repeating_a_failing_call_gets_the_earlier_result_instead(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, refuse: bool) -> None:
+    root = _sql_repo(tmp_path)
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("describe_table", {"table": "sales"})])
+        stub.reply_tool_calls([("describe_table", {"table": "sales"})])  # the same failing call again
+        stub.reply_text("I could not find the table. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        monkeypatch.setenv("SELFHEAL_THRESHOLDS_NUDGES", "0")
+        monkeypatch.setenv("SELFHEAL_THRESHOLDS_REFUSE_REPEATS", "true" if refuse else "false")
+        code, out, err = run_cli(["-C", str(root), "--agent", "sql_analyst", "run", "--no-learn",
+                                  "--scenario", "customers_count", "--json"], capsys)
+        bodies = stub.bodies
+    assert code in (0, 1), err
+    result = json.loads(out)
+    second = [c for c in result["tool_calls"] if c["step"] == 2][0]
+    answered = bodies[2]["messages"][-1]
+    if refuse:
+        assert second["status"] == "error" and "Not run again" in second["output"]
+        assert answered["role"] == "tool" and "no table named 'sales'" in answered["content"]
+        assert "same arguments give the same result" in answered["content"]
+    else:
+        assert second["status"] == "success" and "Not run again" not in answered["content"]
+
+
+def test_lambda_ops_reading_again_after_a_change_is_run(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 12})])
+        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_text("Raised the timeout to 12 s. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        code, out, err = run_cli(["-C", str(repo), "run", "--no-learn", "--scenario", "lambda_timeout", "--json"],
+                                 capsys)
+    assert code == 0, err
+    calls = json.loads(out)["tool_calls"]
+    assert [c["status"] for c in calls] == ["success", "success", "success"]
+    assert "12" in calls[2]["output"]

@@ -62,7 +62,7 @@ def test_the_learned_vs_seed_eval_replays_identically(tmp_path: Path) -> None:
         env={},
         # recorded before the loop nudged early answers (thresholds.nudges): replay it as it ran
         overrides={"model": {"provider": "local", "cache_mode": "replay", "cache_dir": str(REPLAY)},
-                   "thresholds": {"nudges": 0}},
+                   "thresholds": {"nudges": 0, "refuse_repeats": False}},
     )
     recorded_names = sorted({r["name"] for r in recorded["baseline"]["results"]})
     assert len(recorded_names) == 11  # the test split when it was recorded

@@ -39,6 +39,8 @@ def test_the_test_split_baseline_replays_identically(tmp_path: Path, monkeypatch
     settings = load_settings(tmp_path, env={}, overrides={
         "agent": "sql_analyst",
         "model": {"provider": "local", "cache_mode": "replay", "cache_dir": str(REPLAY)},
+        # recorded before the loop refused repeated calls: replay it as it ran
+        "thresholds": {"refuse_repeats": False},
     })
     out = evaluate(settings, split="test", progress=False, save=False)
     want = {r["name"]: (r["passed"], r["status"]) for r in recorded["results"]}

@@ -29,7 +29,7 @@ from selfheal.agent.record import (
     last_record,
     with_last,
 )
-from selfheal.agent.nudges import premature_answer
+from selfheal.agent.nudges import premature_answer, repeated_call
 from selfheal.agent.state import AgentState, RunContext
 from selfheal.tokens import count_tokens
 
@@ -347,6 +347,7 @@ def execute_task(
     stop_reason = "answered"
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     nudges: list[str] = []
+    repeats = 0
     while True:
         if steps >= max_steps:
             stop_reason = "step_limit"
@@ -368,7 +369,12 @@ def execute_task(
             messages.append(HumanMessage(content=nudge))
             continue
         for call in calls:
-            msg = _run_tool_call(rc, call, config)
+            repeat = repeated_call(tool_calls, call) if rc.settings.thresholds.refuse_repeats else None
+            if repeat is not None:  # visible in the trace: the tool message, and the record's ``repeats``
+                msg = ToolMessage(content=repeat, tool_call_id=call["id"] or "", name=call["name"], status="error")
+                repeats += 1
+            else:
+                msg = _run_tool_call(rc, call, config)
             messages.append(msg)
             tool_calls.append(
                 {
@@ -395,7 +401,7 @@ def execute_task(
             )
 
     run = ExecutionResult(messages=messages, steps=steps, stop_reason=stop_reason, tool_calls=tool_calls,
-                          final_answer=final_text, usage=usage, nudges=nudges)
+                          final_answer=final_text, usage=usage, nudges=nudges, repeats=repeats)
     return _record_execution(state, entries, system_prompt, started, run)
 
 
@@ -410,6 +416,7 @@ class ExecutionResult:
     final_answer: str
     usage: dict[str, int]
     nudges: list[str] = field(default_factory=list)
+    repeats: int = 0
 
 
 def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_prompt: str, started: float,
@@ -424,6 +431,7 @@ def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_p
         tool_calls=[ToolCallRecord.model_validate(c) for c in run.tool_calls],
         final_answer=run.final_answer,
         nudges=run.nudges,
+        repeats=run.repeats,
         used_entries=used,
         unknown_entries_claimed=unknown,
         retrieved_entries=sorted(known_ids),

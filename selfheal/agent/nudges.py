@@ -24,6 +24,28 @@ EMPTY_RESULT = (
 )
 
 
+def repeated_call(previous: Sequence[dict[str, Any]], call: dict[str, Any]) -> str | None:
+    """The observation given instead of running ``call`` again when it repeats the call just made.
+
+    At temperature 0 a small model that got an error (``no table named
+    'sales'``) often sends the very same call until the step limit: the same
+    arguments give the same result, so running it again only spends a step.
+    The loop answers with the earlier result and asks for another call. Only
+    the immediately preceding call counts: reading a configuration again after
+    a change is legitimate.
+    """
+    if not previous:
+        return None
+    last = previous[-1]
+    if last.get("name") != call.get("name") or (last.get("args") or {}) != (call.get("args") or {}):
+        return None
+    return (
+        f"Not run again: this exact {call.get('name')} call was just made (step {last.get('step')}) and returned: "
+        f"{str(last.get('output') or '')[:300]} — the same arguments give the same result. Use what it said: "
+        "change the arguments, call another tool, or answer."
+    )
+
+
 def looks_empty(content: Any) -> bool:
     """A tool result that found nothing: empty text, ``[]``/``{}``, or an object whose lists are all empty."""
     text = content if isinstance(content, str) else json.dumps(content, default=str)
