@@ -11,9 +11,11 @@ anything runs:
 - ``replay``: a side the cache does not cover is refused up front with the
   reason (exit 2), instead of running as a wall of cache misses that reads as
   a drop to 0%;
-- ``auto``: a covered side replays; any other side runs live wherever its
-  requests are new (served from the cache where they are not) and is recorded,
-  and the report says so;
+- ``auto``: every side is served from the cache where its requests were
+  recorded and runs live (recorded) wherever they are new — a covered side
+  too, since the manifest knows the prompts but not the agent's code (a
+  changed loop asks new questions of the same prompts); the report says
+  which happened;
 - ``record``: runs live and records; the manifest gains the side's coverage.
 """
 
@@ -133,6 +135,8 @@ class SidePlan:
         if self.mode == "replay":
             state = "covered by the manifest" if self.covered else "no manifest to check coverage"
             return f"replayed from{where} ({state}; {counts})"
+        if self.mode == "auto" and self.covered:
+            return f"replayed from{where} (covered by the manifest), live where its requests were new ({counts})"
         if self.mode == "auto":
             return f"ran live where its requests are new: {self.reason}; recorded into{where} ({counts})"
         return f"ran live, recorded into{where} ({counts})"
@@ -184,8 +188,6 @@ def plan_side(
         return plan
     plan.reason = uncovered_reason(manifest, model_identity(settings), ctx, cs, examples)
     plan.covered = not plan.reason
-    if mode == "auto" and plan.covered:
-        plan.mode = "replay"
     return plan
 
 
