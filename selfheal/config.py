@@ -114,6 +114,9 @@ class ThresholdsSettings(_Section):
     # A tool call identical to the one just made (same name and arguments) is not run again: the loop
     # returns the earlier result and asks for another call (a small model otherwise repeats a failing call).
     refuse_repeats: bool = True
+    # Before refusing, ask again up to this many times with sampling (temperature 0.7, seeds model.seed+1, ...):
+    # at temperature 0 the same prompt gives the same call, so only a sampled reply can differ.
+    resample_repeats: int = Field(2, ge=0, le=5)
     top_k: int = Field(3, ge=0, le=50)
     context_token_budget: int = Field(3000, ge=100)
 

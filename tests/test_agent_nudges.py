@@ -143,6 +143,7 @@ def test_sql_analyst_repeating_a_failing_call_gets_the_earlier_result_instead(
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
         monkeypatch.setenv("SELFHEAL_THRESHOLDS_NUDGES", "0")
         monkeypatch.setenv("SELFHEAL_THRESHOLDS_REFUSE_REPEATS", "true" if refuse else "false")
+        monkeypatch.setenv("SELFHEAL_THRESHOLDS_RESAMPLE_REPEATS", "0")
         code, out, err = run_cli(["-C", str(root), "--agent", "sql_analyst", "run", "--no-learn",
                                   "--scenario", "customers_count", "--json"], capsys)
         bodies = stub.bodies
@@ -173,3 +174,27 @@ def test_lambda_ops_reading_again_after_a_change_is_run(repo: Path, capsys: pyte
     calls = json.loads(out)["tool_calls"]
     assert [c["status"] for c in calls] == ["success", "success", "success"]
     assert "12" in calls[2]["output"]
+
+
+def test_a_repeated_call_is_asked_again_with_sampling_first(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _sql_repo(tmp_path)
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("describe_table", {"table": "sales"})])
+        stub.reply_tool_calls([("describe_table", {"table": "sales"})])  # greedy: the same call again
+        stub.reply_tool_calls([("list_tables", {})])                     # the sampled reply differs
+        stub.reply_text("Tables listed. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        monkeypatch.setenv("SELFHEAL_THRESHOLDS_NUDGES", "0")
+        code, out, err = run_cli(["-C", str(root), "--agent", "sql_analyst", "run", "--no-learn",
+                                  "--scenario", "customers_count", "--json"], capsys)
+        bodies = stub.bodies
+    assert code in (0, 1), err
+    result = json.loads(out)
+    assert [c["name"] for c in result["tool_calls"]] == ["describe_table", "list_tables"]
+    assert all(c["status"] == "success" for c in result["tool_calls"])
+    # the repeat was asked again with the same conversation, sampled and seeded (a recording replays)
+    assert bodies[2]["messages"] == bodies[1]["messages"]
+    assert bodies[2]["temperature"] == 0.7 and bodies[2]["seed"] == 1
+    assert bodies[1].get("temperature", 0.0) == 0.0

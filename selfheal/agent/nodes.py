@@ -269,11 +269,22 @@ def _context_budget(rc: RunContext, schemas: list[dict[str, Any]]) -> tuple[int,
     return int((m.n_ctx - m.max_tokens) * 0.8), count_tokens(json.dumps(schemas))
 
 
-def _invoke_model(rc: RunContext, bound: Any, messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
+#: Sampling temperature of the replies asked again when the model repeats the call it just made.
+RESAMPLE_TEMPERATURE = 0.7
+
+
+def _add_usage(usage: dict[str, int], reply: AIMessage) -> None:
+    for k in usage:
+        usage[k] += int((reply.usage_metadata or {}).get(k, 0) or 0)
+
+
+def _invoke_model(rc: RunContext, bound: Any, messages: list[BaseMessage], config: RunnableConfig,
+                  **sampling: Any) -> AIMessage:
+    """One model turn; ``sampling`` (temperature, seed) overrides the model's for this call only."""
     from selfheal.models.openai_chat import as_model_error
 
     try:
-        reply = bound.invoke(messages, config=config)
+        reply = bound.invoke(messages, config=config, **sampling)
     except Exception as exc:
         err = as_model_error(exc)
         if err is None:
@@ -348,6 +359,7 @@ def execute_task(
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     nudges: list[str] = []
     repeats = 0
+    resamples = rc.settings.thresholds.resample_repeats if rc.settings.thresholds.refuse_repeats else 0
     while True:
         if steps >= max_steps:
             stop_reason = "step_limit"
@@ -355,9 +367,16 @@ def execute_task(
         steps += 1
         prompt = messages if window is None else fit_to_context(messages, *window)
         reply = _invoke_model(rc, first if steps == 1 else bound, prompt, config)
+        for attempt in range(1, resamples + 1):
+            if not any(repeated_call(tool_calls, c) for c in reply.tool_calls):
+                break
+            # the call just made, again: sample another reply (seeded, so a recording replays)
+            repeats += 1
+            _add_usage(usage, reply)
+            reply = _invoke_model(rc, bound, prompt, config, temperature=RESAMPLE_TEMPERATURE,
+                                  seed=rc.settings.model.seed + attempt)
         messages.append(reply)
-        for k in usage:
-            usage[k] += int((reply.usage_metadata or {}).get(k, 0) or 0)
+        _add_usage(usage, reply)
         calls = list(reply.tool_calls)
         bad_calls = list(getattr(reply, "invalid_tool_calls", []) or [])
         if not calls and not bad_calls:

@@ -72,7 +72,7 @@ class ExecutionRecord(_Record):
     final_answer: str = ""
     #: observations the loop gave back when the model tried to stop early (see agent/nudges.py)
     nudges: list[str] = Field(default_factory=list)
-    #: tool calls not run again because they repeated the call just made (see agent/nudges.py)
+    #: replies that repeated the call just made (asked again with sampling, then refused; see agent/nudges.py)
     repeats: int = 0
     used_entries: list[str] = Field(default_factory=list)
     unknown_entries_claimed: list[str] = Field(default_factory=list)
