@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -66,7 +68,7 @@ class ErrorClusterNumbers(_Model):
 class RequestNumbers(_Model):
     """A user's (or the schedule's) request: ``selfheal optimize --reason ...``."""
 
-    kind: Literal["user_request", "schedule"] = "user_request"
+    kind: Literal["request"] = "request"
     reason: str
     who: str | None = None
     time: datetime
@@ -187,7 +189,7 @@ def request_event(reason: str, *, who: str | None, now: datetime | None = None) 
     explanation = ("the scheduled optimize workflow asked for a run" if kind == "schedule"
                    else f"optimization requested{by}: {reason}")
     return TriggerEvent(time=when, kind=kind, source="selfheal optimize --reason",
-                        numbers=RequestNumbers(kind=kind, reason=reason, who=who, time=when), explanation=explanation)
+                        numbers=RequestNumbers(reason=reason, who=who, time=when), explanation=explanation)
 
 
 def success_rate_event(*, run_id: str | None, task_type: str, recent: Sequence[bool], current: bool,
@@ -223,3 +225,41 @@ def record_optimize_run(state_dir: Path | str, *, started: datetime, mode: str, 
                       handled=list(handled) if completed else [])
     _append(optimize_log_path(state_dir), run.model_dump_json())
     return run
+
+
+@dataclass
+class OptimizeSession:
+    """An optimize run in progress: set ``outcome`` once it is known (proposed, rejected, ...)."""
+
+    started: datetime
+    pending: list[str]
+    request: TriggerEvent | None = None
+    outcome: str | None = None
+    run: OptimizeRun | None = field(default=None, repr=False)
+
+
+@contextmanager
+def optimize_session(state_dir: Path | str, *, mode: str, reason: str | None = None, who: str | None = None,
+                     now: datetime | None = None) -> Iterator[OptimizeSession]:
+    """Bracket one ``selfheal optimize`` run: record its request, then what it handled.
+
+    ``reason`` records a user-request (or schedule) trigger before anything
+    runs. On leaving, the run is appended to ``optimize-runs.jsonl`` with the
+    triggers that were pending when it started as handled, once an
+    ``outcome`` was set (a gate failure leaving through ``ctx.exit`` still
+    counts); an exception before that records a failed run that handles
+    nothing, and is re-raised.
+    """
+    started = now or datetime.now(UTC)
+    request = record_trigger(state_dir, request_event(reason, who=who, now=started)) if reason is not None else None
+    session = OptimizeSession(started=started, pending=[e.id for e in pending_triggers(state_dir)], request=request)
+    try:
+        yield session
+    except BaseException as exc:
+        completed = session.outcome is not None
+        outcome = session.outcome or f"failed: {type(exc).__name__}"
+        session.run = record_optimize_run(state_dir, started=started, mode=mode, reason=reason, outcome=outcome,
+                                          handled=session.pending, completed=completed)
+        raise
+    session.run = record_optimize_run(state_dir, started=started, mode=mode, reason=reason,
+                                      outcome=session.outcome or "finished", handled=session.pending)

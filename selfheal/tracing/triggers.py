@@ -233,8 +233,7 @@ def schedule_trigger(root: Path, events: Sequence[TriggerEvent], done: dict[str,
         where = nums.problem or ("no schedule in " + OPTIMIZE_WORKFLOW.as_posix() if nums.workflow
                                  else f"no schedule ({OPTIMIZE_WORKFLOW.as_posix()} is absent)")
         return Trigger(kind="schedule", state="quiet", explanation=where, numbers=nums)
-    head = f"cron {', '.join(nums.cron)} (UTC); next {nums.next_run:%Y-%m-%d %H:%M}" if nums.next_run else (
-        f"cron {', '.join(nums.cron)} (UTC)")
+    head = f"scheduled by {nums.workflow}"
     if last is None:
         return Trigger(kind="schedule", state="quiet", numbers=nums,
                        explanation=head + "; no scheduled run recorded here")
