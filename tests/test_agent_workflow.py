@@ -172,6 +172,13 @@ def test_low_efficiency_routes_by_recent_success_rate(repo: Path) -> None:
     out = run_task(settings, scenario="lambda_timeout", model=wasteful())
     assert out.success and out.efficiency_score < settings.thresholds.efficiency
     assert out.route == "optimize"  # 1 of the last 3 runs succeeded (< 0.7)
+    # the optimize_context node records the trigger for `selfheal optimize`; it never optimizes inline
+    from selfheal.tracing.trigger_log import read_triggers
+
+    (event,) = read_triggers(settings.state_dir)
+    assert event.kind == "success_rate" and event.run_id == out.run_id and event.task_type == out.task_type
+    assert (event.numbers.successes, event.numbers.runs) == (1, 3)
+    assert any(n.startswith("optimize_context: trigger recorded (") for n in out.improvement_suggestions)
 
     out2 = run_task(settings, scenario="lambda_timeout", model=wasteful())
     out3 = run_task(settings, scenario="lambda_timeout", model=wasteful())

@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "config": 1,
     "redact": 1,
     "errors": 0, "yamlio": 0, "tokens": 0, "filecache": 0, "versioning": 0, "timespec": 0,
-    "owner": 0, "scratch": 0, "journal": 0,
+    "owner": 0, "scratch": 0, "journal": 0, "cron": 0,
 }  # fmt: skip
 #: (importer, imported) pairs forbidden even though the layers would allow them
 FORBIDDEN_PAIRS = {("agent", "optimize")}

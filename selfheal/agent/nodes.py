@@ -649,9 +649,38 @@ def curate_cheatsheet(
     return {"execution_history": with_last(state, record), "improvement_suggestions": notes, "route": "curate"}
 
 
-def optimize_context(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-    """ACE context optimisation. Records the trigger until the optimizer lands."""
-    return _learning_not_enabled(state, runtime, "context optimisation", "optimize_context", "optimize")
+def optimize_context(
+    state: AgentState, runtime: Runtime[RunContext], config: RunnableConfig
+) -> dict[str, Any]:
+    """Record the success-rate trigger; never optimize inline.
+
+    Optimizing means experiments over a dataset (minutes, many model calls):
+    the run that noticed the drop only appends the trigger, with the numbers
+    it routed on, to ``<state>/triggers.jsonl``; ``selfheal optimize`` acts
+    on it and ``selfheal status`` shows it pending until then. With learning
+    off (``--no-learn``) nothing is recorded.
+    """
+    rc = runtime.context
+    if not rc.learning:
+        return _learning_not_enabled(state, runtime, "context optimisation", "optimize_context", "optimize")
+    from selfheal.tracing.trigger_log import record_trigger, success_rate_event
+
+    record = last_record(state)
+    th = rc.settings.thresholds
+    event = success_rate_event(run_id=_run_id(config) or None, task_type=record.task_type,
+                               recent=rc.recent_successes, current=record.judged.success,
+                               threshold=th.success_rate, window=th.recent_runs)
+    try:
+        record_trigger(rc.settings.state_dir, event)
+        note = (f"optimize_context: trigger recorded ({event.explanation}); "
+                "run `selfheal optimize` to act on it")
+    except OSError as exc:  # a read-only state dir must not fail the run
+        note = f"optimize_context: trigger not recorded ({exc.strerror or exc}): {event.explanation}"
+    learning = record.learning or LearningRecord()
+    learning.triggers = [*learning.triggers, f"success_rate:{event.id}"]
+    record.learning = learning
+    notes = [*(state.get("improvement_suggestions") or []), note]
+    return {"execution_history": with_last(state, record), "improvement_suggestions": notes, "route": "optimize"}
 
 
 def user_interaction(state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

@@ -42,6 +42,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "approve": ("selfheal.cli.review_cmd", "approve", "Re-run the gate on an improvement; merge it only if it passes."),
     "chat": ("selfheal.cli.chat_cmd", "chat", "Talk to selfheal: ask, explain, teach, review, approve, report."),
     "report": ("selfheal.cli.report_cmd", "report", "Write a self-contained HTML report with plots."),
+    "status": ("selfheal.cli.status_cmd", "status", "Each optimization trigger's state (fired, quiet, handled) and why."),
     "doctor": ("selfheal.cli.doctor_cmd", "doctor", "Repair what killed commands left (worktrees, temp dirs, open runs)."),
 }
 

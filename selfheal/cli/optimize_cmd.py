@@ -43,6 +43,9 @@ from selfheal.cli.options import json_option
 @click.option("--budget-tokens", type=click.IntRange(0), default=800, show_default=True,
               help="--demos: most prompt tokens the demos may add to one run.")
 @click.option("--max-demos", type=click.IntRange(1), default=None, help="--demos: most demos in the context.")
+@click.option("--reason", default=None, metavar="TEXT",
+              help="Why optimize now: recorded as a user-request trigger (\"schedule\": the scheduled workflow) "
+                   "and shown in the report and the PR (see `selfheal status`).")
 @click.pass_context
 def optimize(
     ctx: click.Context,
@@ -67,6 +70,7 @@ def optimize(
     seeds: tuple[int, ...],
     budget_tokens: int,
     max_demos: int | None,
+    reason: str | None,
 ) -> None:
     """Optimize the agent's context from its own traces; propose the best variant only if it proves better.
 
@@ -91,18 +95,54 @@ def optimize(
     scratch copy and keep it when the paired evaluation on --validate-split
     does not call it a regression.
 
+    Every run handles the triggers pending when it starts (`selfheal status`);
+    --reason records why it runs first.
+
     Exit 0 proposed/accepted or nothing to propose, 1 rejected by the test
     gate, 2 usage error.
     """
+    from selfheal.tracing.trigger_log import optimize_session
+
+    if demos and (keep_dir or epochs != 1):
+        raise click.UsageError("--keep and --epochs are for cheatsheet learning, not --demos")
+    if base and not publish:
+        raise click.UsageError("--base only applies with --pr")
+    if reason is not None and not reason.strip():
+        raise click.UsageError("--reason must say why (e.g. --reason \"refund answers regressed\")")
+    settings = load_cli_settings(ctx)
+    mode = "demos" if demos else "cheatsheet" if cheatsheet_only else "context"
+    if reason is not None and settings.tracing.redact:
+        from selfheal.redact import make_redactor
+
+        reason = str(make_redactor(settings).redact(reason))
+    who = _author(settings) if reason else None
+    with optimize_session(settings.state_dir, mode=mode, reason=reason, who=who) as session:
+        _run(ctx, session, settings, dataset=dataset, train_split=train_split, validate_split=validate_split,
+             names=names, epochs=epochs, jobs=jobs, apply_=apply_, publish=publish, base=base, output=output,
+             cheatsheet_only=cheatsheet_only, test_split=test_split, since=since, as_json=as_json,
+             keep_dir=keep_dir, demos=demos, k=k, temperature=temperature, seeds=seeds,
+             budget_tokens=budget_tokens, max_demos=max_demos, reason=reason)
+
+
+def _author(settings: object) -> str | None:
+    from selfheal.interact.teach import git_author
+
+    return git_author(settings.root)  # type: ignore[attr-defined]
+
+
+def _run(ctx: click.Context, session: object, settings: object, *, dataset: str | None, train_split: str,
+         validate_split: str, names: tuple[str, ...], epochs: int, jobs: int, apply_: bool, publish: bool,
+         base: str | None, output: str | None, cheatsheet_only: bool, test_split: str, since: str | None,
+         as_json: bool, keep_dir: str | None, demos: bool, k: int, temperature: float, seeds: tuple[int, ...],
+         budget_tokens: int, max_demos: int | None, reason: str | None) -> None:
+    """The chosen mode, run; ``session.outcome`` says how it ended (the triggers it handled show it)."""
     if demos:
         from selfheal.cli.demos_view import run_demos
-
-        if keep_dir or epochs != 1:
-            raise click.UsageError("--keep and --epochs are for cheatsheet learning, not --demos")
 
         run_demos(ctx, dataset=dataset, train_split=train_split, dev_split=validate_split, names=names, k=k,
                   temperature=temperature, seeds=seeds, budget_tokens=budget_tokens, max_demos=max_demos,
                   jobs=jobs, apply_=apply_, publish=publish, output=output, as_json=as_json)
+        session.outcome = "finished (--demos)"  # type: ignore[attr-defined]
         return
     from pathlib import Path
 
@@ -111,9 +151,6 @@ def optimize(
     from selfheal.optimize.training import TrainingRun, optimize as run_optimize
     from selfheal.yamlio import atomic_write_text
 
-    if base and not publish:
-        raise click.UsageError("--base only applies with --pr")
-    settings = load_cli_settings(ctx)
     err = Console(stderr=True)
 
     def show(run: TrainingRun) -> None:
@@ -126,17 +163,22 @@ def optimize(
         _optimize_context(ctx, settings, err, dataset=dataset, train_split=train_split, dev_split=validate_split,
                           test_split=test_split, names=list(names) or None,
                           epochs=epochs if epochs != 1 else None, jobs=jobs, apply_=apply_, publish=publish,
-                          output=output, as_json=as_json, since=since, base=base)
+                          output=output, as_json=as_json, since=since, base=base, session=session, reason=reason)
         return
     report = run_optimize(
-        settings, dataset=dataset, train_split=train_split, validate_split=validate_split,
+        settings, dataset=dataset, train_split=train_split, validate_split=validate_split,  # type: ignore[arg-type]
         names=list(names) or None, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
         progress=sys.stderr.isatty(), on_run=show, keep_dir=Path(keep_dir) if keep_dir else None,
-        base=base,
+        base=base, reason=reason,
     )
     if output and report.report_markdown:
         atomic_write_text(Path(output), report.report_markdown)
     accepted = bool(report.files) and (report.decision is None or report.decision.passed)
+    session.outcome = (  # type: ignore[attr-defined]
+        "rejected by the gate" if report.decision is not None and not report.decision.passed
+        else "nothing learned" if not report.files
+        else "proposed as a PR" if report.publish is not None else "applied" if report.applied else "accepted"
+    )
     if as_json:
         click.echo(json.dumps({
             "train_success_rate": report.train_success_rate,
@@ -148,6 +190,7 @@ def optimize(
             "applied": report.applied,
             "pr": getattr(report.publish, "pr_url", None) if report.publish else None,
             "published": report.publish.model_dump(exclude={"body"}) if report.publish is not None else None,
+            "reason": reason,
         }, indent=2, default=str))
     else:
         click.echo(f"train: {sum(r.success for r in report.train)}/{len(report.train)} succeeded")
@@ -175,7 +218,8 @@ def optimize(
 def _optimize_context(ctx: click.Context, settings: object, err: object, *, dataset: str | None, train_split: str,
                       dev_split: str, test_split: str, names: list[str] | None, epochs: int | None, jobs: int,
                       apply_: bool, publish: bool, output: str | None, as_json: bool,
-                      since: str | None = None, base: str | None = None) -> None:
+                      since: str | None = None, base: str | None = None, session: object = None,
+                      reason: str | None = None) -> None:
     """The default mode: :func:`selfheal.optimize.context_opt.optimize_context`, rendered."""
     from pathlib import Path
 
@@ -186,8 +230,14 @@ def _optimize_context(ctx: click.Context, settings: object, err: object, *, data
         settings, dataset=dataset, train_split=train_split, dev_split=dev_split,  # type: ignore[arg-type]
         test_split=test_split, names=names, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
         progress=sys.stderr.isatty(), on_event=lambda m: err.print(m, markup=False),  # type: ignore[attr-defined]
-        since=since, base=base,
+        since=since, base=base, reason=reason,
     )
+    if session is not None:
+        session.outcome = (  # type: ignore[attr-defined]
+            ("proposed as a PR" if report.publish is not None else "applied" if report.applied else "proposed")
+            if report.proposed else "rejected by the gate" if report.comparison is not None
+            else "nothing proposed" + (f": {report.reasons[0]}" if report.reasons else "")
+        )
     if output and report.markdown:
         atomic_write_text(Path(output), report.markdown)
     if as_json:

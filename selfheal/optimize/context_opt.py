@@ -97,6 +97,7 @@ class ContextOptReport:
     markdown: str = ""
     applied: bool = False
     publish: Any = None
+    reason: str | None = None  # why it ran (``--reason``: a user request, or "schedule")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,7 +108,7 @@ class ContextOptReport:
             "errors": self.errors, "files": sorted(self.files), "changes": self.changes,
             "cost": self.cost.to_dict() if self.cost is not None else [],
             "gate": {"passed": self.decision.passed, "reasons": self.decision.reasons} if self.decision else None,
-            "applied": self.applied,
+            "applied": self.applied, "reason": self.reason,
             "pr": getattr(self.publish, "pr_url", None) or getattr(self.publish, "branch", None),
         }
 
@@ -183,6 +184,7 @@ def optimize_context(
     since: str | None = None,
     now: datetime | None = None,
     base: str | None = None,
+    reason: str | None = None,
 ) -> ContextOptReport:
     """Optimize the context on ``train_split`` traces, select on ``dev_split``, confirm on ``test_split``.
 
@@ -192,6 +194,7 @@ def optimize_context(
     unlabelled production runs; never dev/test examples). ``apply`` writes an accepted variant
     into the working tree, ``publish`` opens it as a branch + PR (against ``base``) instead; with
     ``publish`` the base branch, remote, token and rate limit are checked before any model call.
+    ``reason`` (why it runs: a user's request, "schedule") heads the report and so the PR body.
     """
     plan = None
     if publish:
@@ -234,7 +237,7 @@ def optimize_context(
     roles = {"agent": model_identity(settings) if model_factory is None else "custom agent model",
              "reflector": _identity(settings, "reflector", reflector_model),
              "curator": _identity(settings, "curator", curator_model)}
-    report = ContextOptReport(dataset=ds.name, roles=roles)
+    report = ContextOptReport(dataset=ds.name, roles=roles, reason=reason)
     meter = report.cost = CostMeter()
     tools = tool_pairs(settings)
 
@@ -462,6 +465,8 @@ def render_markdown(report: ContextOptReport) -> str:
     from selfheal.evaluation.report import to_markdown
 
     lines = ["## Context optimization", ""]
+    if report.reason:
+        lines.append(f"- trigger: {report.reason}")
     lines += [f"- {role}: `{ident}`" for role, ident in report.roles.items()]
     lines += [f"- evidence: {report.evidence_runs} train run(s) ({report.train_passed}/{report.train_n} passed), "
               f"{report.batches} reflection batch(es)"]

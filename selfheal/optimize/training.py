@@ -155,8 +155,11 @@ def optimize(
     on_run: Callable[[TrainingRun], None] | None = None,
     keep_dir: Path | None = None,
     base: str | None = None,
+    reason: str | None = None,
 ) -> OptimizeReport:
     """Learn on ``train_split``, validate seed vs learned on ``validate_split``, then apply/publish.
+
+    ``reason`` (why it runs: a user's request, "schedule") heads the report and so the PR body.
 
     With ``publish`` the base branch, remote, token and rate limit are checked
     first: a run that could not be published spends no model call.
@@ -213,6 +216,8 @@ def optimize(
             comparison = compare(baseline, candidate)
             decision = decide(comparison, GateConfig.from_settings(settings))
             markdown = to_markdown(comparison=comparison, decision=decision)
+            if reason:
+                markdown = f"- trigger: {reason}\n\n{markdown}"
 
         report = OptimizeReport(runs, files, summary, comparison, decision, markdown)
         accepted = bool(files) and (decision is None or decision.passed)
