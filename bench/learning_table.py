@@ -219,11 +219,14 @@ def context_size(prompts: Path | None, cheatsheet: Path | None) -> dict[str, Any
     """Characters and estimated tokens of the context files a column ran with, and its entry count.
 
     A learning method that collapses the cheatsheet (a full rewrite that drops
-    knowledge) shows here as a smaller number than the seed's.
+    knowledge) shows here as a smaller number than the seed's. Cheatsheet
+    entries that differ only in id and task type (the full rewrite's
+    per-task-type copies of one text) count once: a run sees one of them.
     """
     if prompts is None and cheatsheet is None:
         return None
     chars = tokens = entries = 0
+    seen: set[str] = set()
     for root, is_cheatsheet in ((prompts, False), (cheatsheet, True)):
         if root is None or not root.is_dir():
             continue
@@ -233,9 +236,17 @@ def context_size(prompts: Path | None, cheatsheet: Path | None) -> dict[str, Any
             if any(part.startswith(".") for part in p.relative_to(root).parts):
                 continue
             text = p.read_text(encoding="utf-8", errors="replace")
+            is_entry = is_cheatsheet and p.suffix in (".yaml", ".yml")
+            if is_entry:
+                data = to_plain(read_yaml(p))
+                key = json.dumps({k: v for k, v in data.items() if k not in ("id", "task_type", "source")},
+                                 sort_keys=True, default=str) if isinstance(data, dict) else text
+                if key in seen:
+                    continue
+                seen.add(key)
             chars += len(text)
             tokens += count_tokens(text)
-            entries += int(is_cheatsheet and p.suffix in (".yaml", ".yml"))
+            entries += int(is_entry)
     return {"chars": chars, "tokens": tokens, "entries": entries}
 
 

@@ -58,6 +58,9 @@ def _write_study(tmp_path: Path) -> Path:
             d = study / col / "cheatsheet" / "heuristics"
             d.mkdir(parents=True, exist_ok=True)
             (d / f"heur-{i}.yaml").write_text(f"id: heur-{i}\nrule: check the thing number {i} first\n")
+    # the full rewrite's per-task-type copy of its one text counts once
+    (study / "rewrite" / "cheatsheet" / "heuristics" / "heur-0-copy.yaml").write_text(
+        "id: heur-0-copy\ntask_type: other\nrule: check the thing number 0 first\n")
     (study / "seed" / "test.json").write_text(_exp(SEED).model_dump_json())
     # a --format json report wrapping the experiment, as `selfheal eval --json` writes
     (study / "learned" / "test.json").write_text(json.dumps(
