@@ -371,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="a rewrite longer than this is refused by the guard (the previous one stays)")
     ap.add_argument("--one-entry", action="store_true",
                     help="one general entry instead of a copy per task type (retrieval may then not show it)")
-    ap.add_argument("--cache", choices=["off", "record", "replay"], default=None,
+    ap.add_argument("--cache", choices=["replay", "record", "auto", "off"], default=None,
                     help="model response cache mode (default: model.cache_mode)")
     args = ap.parse_args(argv)
 
