@@ -31,7 +31,8 @@ Manifest (paths relative to the manifest's directory)::
         overrides: {}             # settings overrides it ran with (replayed the same way)
         learning: {tokens: 0, wall_s: 0, model_calls: 0}
       - id: optimize
-        learning: {from: optimize/report.json}   # an optimize report's ``cost`` (minus confirm)
+        learning: {from: optimize/report.json}   # an optimize/demos --json report's ``cost`` rows
+                                                 # (minus exclude_phases, default [confirm])
       - id: dc-cumulative
         learning: {from: full-rewrite/log.jsonl} # bench/learning/full_rewrite.py's log
       - id: demos
@@ -64,8 +65,6 @@ from selfheal.tokens import count_tokens  # noqa: E402
 from selfheal.yamlio import atomic_write_text, read_yaml, to_plain  # noqa: E402
 
 MANIFEST = "columns.yaml"
-#: optimize phases that are not learning: ``confirm`` is the test-split run the table reports itself
-NOT_LEARNING_PHASES = frozenset({"confirm", "total"})
 _CONTEXT_SUFFIXES = (".yaml", ".yml", ".j2", ".md", ".txt", ".jinja")
 
 
@@ -80,6 +79,9 @@ class LearningCost(_Strict):
     wall_s: float | None = None
     model_calls: int | None = None
     from_: str | None = Field(default=None, alias="from")
+    #: phases of an optimize report that are not learning (``confirm`` runs the test split; with
+    #: ``--test-split dev`` it is a dev run, part of choosing: give ``exclude_phases: []``)
+    exclude_phases: list[str] = Field(default_factory=lambda: ["confirm"])
     note: str = ""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -170,7 +172,7 @@ def learning_cost(spec: LearningCost, base: Path) -> dict[str, Any]:
     """``{tokens, wall_s, model_calls, note}``; read from ``from`` when given (explicit numbers win)."""
     out: dict[str, Any] = {"tokens": None, "wall_s": None, "model_calls": None, "note": spec.note}
     if spec.from_:
-        out.update(_cost_from_file(base / spec.from_))
+        out.update(_cost_from_file(base / spec.from_, {"total", *spec.exclude_phases}))
     for key in ("tokens", "wall_s", "model_calls"):
         value = getattr(spec, key)
         if value is not None:
@@ -178,7 +180,7 @@ def learning_cost(spec: LearningCost, base: Path) -> dict[str, Any]:
     return out
 
 
-def _cost_from_file(path: Path) -> dict[str, Any]:
+def _cost_from_file(path: Path, skip_phases: set[str]) -> dict[str, Any]:
     if not path.is_file():
         raise SelfhealError(f"{path}: learning cost file not found")
     text = path.read_text(encoding="utf-8")
@@ -196,7 +198,7 @@ def _cost_from_file(path: Path) -> dict[str, Any]:
         if isinstance(data, dict) and {"tokens", "wall_s"} <= set(data):
             return {k: data.get(k) for k in ("tokens", "wall_s", "model_calls")}
         raise SelfhealError(f"{path}: no 'cost' rows (an optimize report) and no tokens/wall_s")
-    learning = [r for r in rows if r.get("phase") not in NOT_LEARNING_PHASES]
+    learning = [r for r in rows if r.get("phase") not in skip_phases]
     return {
         "tokens": sum(int(r.get("tokens") or 0) for r in learning),
         "wall_s": round(sum(float(r.get("wall_s") or 0) for r in learning), 3),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.learning_table import build_table, main, to_markdown
+from bench.learning_table import LearningCost, build_table, learning_cost, main, to_markdown
 from selfheal.errors import SelfhealError
 from selfheal.evaluation.columns import Column, compare_columns
 from tests.helpers.eval_results import example, experiment
@@ -111,7 +111,8 @@ columns:
 
 
 def test_every_figure_of_the_table_matches_the_hand_computed_one(tmp_path: Path) -> None:
-    t = build_table(_write_study(tmp_path), evals_root=tmp_path / "evals")
+    manifest = _write_study(tmp_path)
+    t = build_table(manifest, evals_root=tmp_path / "evals")
     cols = {c.id: c for c in t.table.columns}
     assert [c.id for c in t.table.columns] == ["seed", "learned", "rewrite", "demos"]  # manifest order
 
@@ -136,6 +137,9 @@ def test_every_figure_of_the_table_matches_the_hand_computed_one(tmp_path: Path)
 
     assert t.learning["learned"]["tokens"] == 57_000  # confirm (the test run) and total are not learning
     assert t.learning["learned"]["wall_s"] == 700.0 and t.learning["learned"]["model_calls"] == 45
+    with_confirm = learning_cost(LearningCost.model_validate(
+        {"from": "learned/optimize.json", "exclude_phases": []}), manifest.parent)
+    assert with_confirm["tokens"] == 97_000  # confirm on dev (optimize --test-split dev) is part of choosing
     assert t.learning["rewrite"] == {"tokens": 2500, "wall_s": 60.0, "model_calls": 2, "note": "two train runs"}
     # the README beside the prompts is not context; the rewrite's single entry shows as a smaller context
     assert [t.context[c]["entries"] for c in ("seed", "learned", "rewrite")] == [2, 3, 1]
