@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers.openai_stub import OpenAIStub, chat_completion
 
-from bench.learning.full_rewrite import ENTRY_ID, extract_cheatsheet, full_rewrite
+from bench.learning.full_rewrite import ENTRY_ID, extract_cheatsheet, full_rewrite, main
 from bench.learning_table import LearningCost, learning_cost
 from selfheal.cheatsheet.store import load_cheatsheet
 from selfheal.config import load_settings
@@ -127,3 +127,22 @@ def test_the_cheatsheet_is_taken_from_between_the_tags() -> None:
     assert extract_cheatsheet("Sure!\n<cheatsheet>\n- a\n- b\n</cheatsheet>\nDone.") == "- a\n- b"
     assert extract_cheatsheet("```markdown\n- a\n```") == "- a"
     assert extract_cheatsheet("<cheatsheet>\n- cut off by max_tokens") == "- cut off by max_tokens"
+
+
+def test_the_script_gives_the_curator_a_whole_cheatsheet_budget(tmp_path: Path, stub: OpenAIStub,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sql_analyst")
+    monkeypatch.setenv("SQL_ANALYST_CACHE_DIR", str(tmp_path / "db"))
+    root = _repo(tmp_path, "sql_analyst", stub.url)
+    stub.reply_text("no idea")
+    stub.reply_text(f"<cheatsheet>{FIRST}</cheatsheet>")
+    out = tmp_path / "dc"
+    assert main(["--root", str(root), "--out", str(out), "--limit", "1", "--curator-max-tokens", "900",
+                 "--one-entry"]) == 0
+    agent_call, curator_call = stub.bodies
+    assert curator_call.get("max_tokens", curator_call.get("max_completion_tokens")) == 900
+    assert agent_call.get("max_tokens", agent_call.get("max_completion_tokens")) != 900  # the agent's is unchanged
+    header = json.loads((out / "log.jsonl").read_text().splitlines()[0])
+    assert header["curator_max_tokens"] == 900 and header["entries"] == [ENTRY_ID]
+    assert json.loads(capsys.readouterr().out)["accepted"] == 1

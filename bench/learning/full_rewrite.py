@@ -22,6 +22,11 @@ column's learning cost (``learning: {from: <log>}``).
 
     python bench/learning/full_rewrite.py --root . --out evals/sql_analyst/experiments/learning/dc-cumulative \\
         [--agent sql_analyst] [--split train] [--example NAME ...] [--limit N] [--start-from-seed] [--max-chars 6000]
+        [--curator-max-tokens 1024] [--one-entry] [--cache record]
+
+The curator's reply budget defaults to 1024 tokens (``model.roles.curator.max_tokens``):
+a whole cheatsheet does not fit the agent's per-turn ``model.max_tokens``, and a
+rewrite cut short would collapse the cheatsheet by construction, not by the method.
 """
 
 from __future__ import annotations
@@ -251,7 +256,7 @@ def full_rewrite(
     from selfheal.evaluation.dataset import load_dataset
     from selfheal.evaluation.evaluators import evaluate_outcome
     from selfheal.optimize.batch_reflect import ground_truths
-    from selfheal.optimize.roles import make_role_model, role_identity
+    from selfheal.optimize.roles import make_role_model, role_identity, role_settings
     from selfheal.redact import make_redactor
     from selfheal.tokens import count_tokens
     from selfheal.yamlio import atomic_write_text
@@ -300,6 +305,7 @@ def full_rewrite(
     header = {"kind": "start", "agent": agent_name, "split": split, "examples": [e.name for e in examples],
               "curator_model": curator_id, "start_from_seed": start_from_seed, "max_chars": max_chars,
               "entries": [eid for eid, _ in slots],
+              "curator_max_tokens": role_settings(settings, "curator").model.max_tokens,
               "started": datetime.now(UTC).isoformat()}
     for i, ex in enumerate(examples):
         step = Step(index=i, example=ex.name, task_type=ex.task_type, passed=None)
@@ -369,6 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="start from the seed cheatsheet's entries as text (default: empty, as DC-Cu)")
     ap.add_argument("--max-chars", type=int, default=DEFAULT_MAX_CHARS,
                     help="a rewrite longer than this is refused by the guard (the previous one stays)")
+    ap.add_argument("--curator-max-tokens", type=int, default=1024,
+                    help="the curator's reply budget (model.roles.curator.max_tokens): a whole cheatsheet needs"
+                         " more than an agent turn (model.max_tokens); 0 keeps the configuration's")
     ap.add_argument("--one-entry", action="store_true",
                     help="one general entry instead of a copy per task type (retrieval may then not show it)")
     ap.add_argument("--cache", choices=["replay", "record", "auto", "off"], default=None,
@@ -379,10 +388,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from selfheal.errors import SelfhealError
 
     overrides: dict[str, Any] = {}
+    model: dict[str, Any] = {}
     if args.agent:
         overrides["agent"] = args.agent
     if args.cache:
-        overrides["model"] = {"cache_mode": args.cache}
+        model["cache_mode"] = args.cache
+    if args.curator_max_tokens:
+        model["roles"] = {"curator": {"max_tokens": args.curator_max_tokens}}
+    if model:
+        overrides["model"] = model
     try:
         settings = load_settings(args.root, overrides=overrides)
         result = full_rewrite(settings, args.out, split=args.split, names=args.names, limit=args.limit,
