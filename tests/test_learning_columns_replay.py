@@ -83,6 +83,7 @@ columns:
     prompts: {BASELINE / 'prompts' / 'sql_analyst'}
     cheatsheet: {REPO / 'cheatsheet' / 'sql_analyst'}
     cache: {REPO / 'evals' / 'sql_analyst' / 'replay'}
+    overrides: {{thresholds: {{refuse_repeats: false}}}}   # recorded before the loop refused repeated calls
 """)
     recorded, replayed = replay_column(study / "columns.yaml", "seed", tmp_path / "repo")
     assert len(replayed.results) == len(report["results"])
@@ -100,7 +101,7 @@ ONLINE = REPO / "evals" / "lambda_ops" / "experiments" / "online-learning"
 
 @pytest.mark.skipif(not (ONLINE / "results.json").is_file(), reason="no committed online-learning experiment")
 def test_a_paired_file_side_with_overrides_replays_a_pass(tmp_path: Path) -> None:
-    """The seed side of lambda_ops' paired experiment: a pass and a failure, recorded with nudges off."""
+    """The seed side of lambda_ops' paired experiment: a pass and a failure, recorded before nudges and refusals."""
     paired = json.loads((ONLINE / "results.json").read_text())
     side = paired["baseline"]
     passed = next(r for r in side["results"] if r["passed"])
@@ -117,7 +118,7 @@ columns:
     prompts: {ONLINE / 'prompts'}
     cheatsheet: {ONLINE / 'seed-cheatsheet'}
     cache: {REPO / 'evals' / 'lambda_ops' / 'replay'}
-    overrides: {{thresholds: {{nudges: 0}}}}
+    overrides: {{thresholds: {{nudges: 0, refuse_repeats: false}}}}
 """)
     recorded, replayed = replay_column(study / "columns.yaml", "seed", tmp_path / "repo")
     assert sorted(r.passed for r in replayed.results) == [False, True]
