@@ -259,7 +259,7 @@ def test_sql_analyst_reflector_sees_gold_sql_and_result_and_an_insignificant_win
                                    "reason": "the failed run counted everything"},
                                   {"op": "UPDATE", "id": "heur-never-shown", "fields": {"rule": "x"}, "reason": "?"},
                               ])).model(),
-                              epochs=1, apply=True)
+                              epochs=1, apply=True, keep_dir=sql_repo / "kept")
     prompt = reflector.prompts[0]
     gold = str(read_yaml(sql_repo / "evals" / "sql_analyst" / "scenarios" / f"{SQL_TRAIN[0]}.yaml")["gold_sql"])
     assert "GROUND TRUTH" in prompt and "gold SQL:" in prompt and gold.split()[0] in prompt
@@ -276,6 +276,10 @@ def test_sql_analyst_reflector_sees_gold_sql_and_result_and_an_insignificant_win
     assert failed_run in report.files[entry_path] and "Exclude cancelled orders" in report.files[entry_path]
     assert any("heur-never-shown" in e and "only change entries it was shown" in e for e in report.errors)
     assert not (sql_repo / entry_path).exists()
+    # --keep: the best dev variant is kept for review although the test split did not confirm it
+    kept = sql_repo / "kept" / entry_path
+    assert kept.is_file() and "Exclude cancelled orders" in kept.read_text()
+    assert (sql_repo / "kept" / "prompts" / "sql_analyst" / "context.yaml").is_file()
 
 
 # -- the command -------------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from selfheal.cli.options import json_option
               help="Context mode: also learn from stored runs of this window (7d, 12h, all; never dev/test examples).")
 @json_option
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
-              help="Also copy the learned cheatsheet here, accepted or not (for review).")
+              help="Also copy the learned cheatsheet (context mode: the best dev variant's prompts and "
+                   "cheatsheet) here, accepted or not (for review).")
 @click.option("--demos", is_flag=True,
               help="Bootstrap few-shot demonstrations instead: verified train runs, the set chosen on the dev split.")
 @click.option("--k", "k", type=click.IntRange(1, 20), default=2, show_default=True,
@@ -163,7 +164,8 @@ def _run(ctx: click.Context, session: object, settings: object, *, dataset: str 
         _optimize_context(ctx, settings, err, dataset=dataset, train_split=train_split, dev_split=validate_split,
                           test_split=test_split, names=list(names) or None,
                           epochs=epochs if epochs != 1 else None, jobs=jobs, apply_=apply_, publish=publish,
-                          output=output, as_json=as_json, since=since, base=base, session=session, reason=reason)
+                          output=output, as_json=as_json, since=since, base=base, session=session, reason=reason,
+                          keep_dir=keep_dir)
         return
     report = run_optimize(
         settings, dataset=dataset, train_split=train_split, validate_split=validate_split,  # type: ignore[arg-type]
@@ -219,7 +221,7 @@ def _optimize_context(ctx: click.Context, settings: object, err: object, *, data
                       dev_split: str, test_split: str, names: list[str] | None, epochs: int | None, jobs: int,
                       apply_: bool, publish: bool, output: str | None, as_json: bool,
                       since: str | None = None, base: str | None = None, session: object = None,
-                      reason: str | None = None) -> None:
+                      reason: str | None = None, keep_dir: str | None = None) -> None:
     """The default mode: :func:`selfheal.optimize.context_opt.optimize_context`, rendered."""
     from pathlib import Path
 
@@ -230,7 +232,7 @@ def _optimize_context(ctx: click.Context, settings: object, err: object, *, data
         settings, dataset=dataset, train_split=train_split, dev_split=dev_split,  # type: ignore[arg-type]
         test_split=test_split, names=names, epochs=epochs, jobs=jobs, apply=apply_, publish=publish,
         progress=sys.stderr.isatty(), on_event=lambda m: err.print(m, markup=False),  # type: ignore[attr-defined]
-        since=since, base=base, reason=reason,
+        since=since, base=base, reason=reason, keep_dir=Path(keep_dir) if keep_dir else None,
     )
     if session is not None:
         session.outcome = (  # type: ignore[attr-defined]

@@ -185,6 +185,7 @@ def optimize_context(
     now: datetime | None = None,
     base: str | None = None,
     reason: str | None = None,
+    keep_dir: Path | None = None,
 ) -> ContextOptReport:
     """Optimize the context on ``train_split`` traces, select on ``dev_split``, confirm on ``test_split``.
 
@@ -402,6 +403,8 @@ def optimize_context(
                 return report
             report.changes = list(best_mat.lines)
             report.files = _changed(settings, best_mat)
+            if keep_dir is not None:
+                keep_variant(settings, best_mat, keep_dir)
             _confirm(settings, report, best_mat, ds, test_split, experiment, meter)
             report.markdown = render_markdown(report)
             if report.proposed and publish:
@@ -425,6 +428,27 @@ def _changed(settings: Settings, mat: Materialized) -> dict[str, str | None]:
     files = changed_files(settings.prompts_dir, mat.settings.prompts_dir, rel(settings.prompts_dir))
     files.update(changed_files(settings.cheatsheet_dir, mat.settings.cheatsheet_dir, rel(settings.cheatsheet_dir)))
     return files
+
+
+def keep_variant(settings: Settings, mat: Materialized, keep_dir: Path) -> None:
+    """Copy the best dev variant's prompts and cheatsheet under ``keep_dir`` (for review, or to evaluate it
+    elsewhere), whether or not the test split confirms it; replaced whole, never half-written."""
+    import shutil
+    import tempfile
+
+    keep_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{keep_dir.name}-", dir=keep_dir.parent))
+    try:
+        pairs = ((mat.settings.prompts_dir, settings.prompts_dir), (mat.settings.cheatsheet_dir, settings.cheatsheet_dir))
+        for src, where in pairs:  # laid out as in the repository: prompts/<agent>, cheatsheet/<agent>
+            if src.is_dir():
+                shutil.copytree(src, tmp / where.resolve().relative_to(settings.root.resolve()))
+        if keep_dir.exists():
+            shutil.rmtree(keep_dir)
+        tmp.rename(keep_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _confirm(settings: Settings, report: ContextOptReport, mat: Materialized, ds: Any, test_split: str,
