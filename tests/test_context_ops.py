@@ -91,3 +91,33 @@ def test_unknown_ids_tools_and_injections_are_rejected_with_their_reason(tmp_pat
     assert "injection" in reasons[2] and "content guard" in reasons[2]
     assert "url" in reasons[3]
     assert result.context.instructions == ctx.instructions
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_an_update_that_repeats_the_text_changes_nothing_and_is_rejected_as_such(tmp_path: Path, agent: str) -> None:
+    ctx = load_context(_prompts(tmp_path, agent))
+    first = ctx.instructions[0]
+    tool = sorted(ctx.tools)[0] if ctx.tools else None
+    ops: list = [UpdateInstruction(id=first.id, text="  " + first.text.upper() + " ")]
+    if tool is not None:
+        ops.append(UpdateToolDescription(tool=tool, description=ctx.tools[tool]))
+    result = apply_context_ops(ctx, ops, known_tools=_tools(agent))
+    assert not result.changed  # a re-emitted instruction is not a change, so it never counts as a rewrite
+    assert all(r.startswith("changes nothing") for _, r in result.rejected) and len(result.rejected) == len(ops)
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_a_variant_whose_every_delta_changes_nothing_is_not_scored(tmp_path: Path, agent: str) -> None:
+    from selfheal.config import load_settings
+    from selfheal.optimize.variants import Variant, context_size, materialize, tool_pairs
+
+    for name in ("prompts", "cheatsheet"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "selfheal.yaml", tmp_path / "selfheal.yaml")
+    settings = load_settings(tmp_path, env={}, overrides={"agent": agent})
+    ctx = load_context(settings.prompts_dir)
+    tools = tool_pairs(settings)
+    echo = Variant("v1", context_ops=[UpdateInstruction(id=i.id, text=i.text) for i in ctx.instructions])
+    mat = materialize(settings, echo, tmp_path / "work", tools=tools, base_size=context_size(settings, tools),
+                      evidence={})
+    assert not mat.ok and mat.problems == [f"changes nothing: all {len(ctx.instructions)} delta(s) were rejected"]

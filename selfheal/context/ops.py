@@ -158,6 +158,11 @@ class _Rejected(Exception):
     pass
 
 
+def _same(a: str, b: str) -> bool:
+    """Equal up to whitespace and case: an update to this text changes nothing."""
+    return " ".join(a.split()).lower() == " ".join(b.split()).lower()
+
+
 def _screen(guard: ContentGuard, text: str, what: str, *, max_chars: int | None = None) -> str:
     g = guard if max_chars is None else ContentGuard(max_chars=max_chars, redactor=guard.redactor,
                                                      allowed_tools=guard.allowed_tools)
@@ -192,7 +197,7 @@ def apply_context_ops(
         try:
             if isinstance(op, AddInstruction):
                 text = _screen(guard, op.text, "instruction")
-                if any(" ".join(i.text.split()).lower() == " ".join(text.split()).lower() for i in instructions):
+                if any(_same(i.text, text) for i in instructions):
                     raise _Rejected("the same instruction is already in the context")
                 new_id = op.id or _slug(text, "ins", taken)
                 if new_id in taken or not re.match(ID_PATTERN, new_id):
@@ -205,6 +210,8 @@ def apply_context_ops(
                 if idx is None:
                     raise _Rejected(f"no instruction '{op.id}' in the context")
                 text = _screen(guard, op.text, "instruction")
+                if _same(instructions[idx].text, text):  # a small Curator often re-emits what it was shown
+                    raise _Rejected("changes nothing: the same text as the instruction it updates")
                 instructions[idx] = Instruction(id=op.id, text=text)
                 line = f"UPDATE instruction {op.id}: {op.provenance()}"
             elif isinstance(op, RemoveInstruction):
@@ -215,7 +222,10 @@ def apply_context_ops(
             elif isinstance(op, UpdateToolDescription):
                 if tools_known is not None and op.tool not in tools_known:
                     raise _Rejected(f"no tool '{op.tool}' in the agent (known: {', '.join(sorted(tools_known))})")
-                tools[op.tool] = _screen(guard, op.description, "tool description")
+                described = _screen(guard, op.description, "tool description")
+                if op.tool in tools and _same(tools[op.tool], described):
+                    raise _Rejected("changes nothing: the same text as the tool's description")
+                tools[op.tool] = described
                 line = f"UPDATE tool {op.tool}: {op.provenance()}"
             elif isinstance(op, AddExample):
                 task = _screen(guard, op.task, "example task")

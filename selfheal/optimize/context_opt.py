@@ -368,6 +368,8 @@ def optimize_context(
                                     for v in [counters.get(k, (0, 0))] for t in [tag_evidence.get(k, [0, 0])]}
                     mat = materialize(settings, candidate, work / candidate.name, tools=tools, base_size=base_size,
                                       evidence=evidence_ids, now=now)
+                    if best_mat is not None and mat.ok and mat.lines == best_mat.lines:
+                        mat.problems.append("changes nothing beyond its parent: every new delta was rejected")
                     rec = VariantRecord(candidate.name, candidate.parent, epoch, mat.lines, mat.rejected_ops,
                                         mat.problems, runs=candidate.runs)
                     report.variants.append(rec)

@@ -227,6 +227,9 @@ def materialize(
         elif res.changes and isinstance(op, UpdateOp):
             out.changed_existing.append(op.id)
             out.kinds[op.id] = "entries"
+    if not out.lines:  # nothing applied: scoring it would only re-score its parent
+        out.problems.append(f"changes nothing: all {len(out.rejected_ops)} delta(s) were rejected")
+        return out
     try:
         out.size = context_size(scratch, tools)
     except SelfhealError as exc:
