@@ -198,3 +198,40 @@ def test_a_repeated_call_is_asked_again_with_sampling_first(tmp_path: Path, caps
     assert bodies[2]["messages"] == bodies[1]["messages"]
     assert bodies[2]["temperature"] == 0.7 and bodies[2]["seed"] == 1
     assert bodies[1].get("temperature", 0.0) == 0.0
+
+
+def test_sql_analyst_circling_back_to_a_call_with_the_same_result_is_told_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _sql_repo(tmp_path)
+    with OpenAIStub() as stub:
+        for table in ("customers", "regions", "customers"):  # a circle: no two calls in a row are the same
+            stub.reply_tool_calls([("describe_table", {"table": table})])
+        stub.reply_text("Done. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        monkeypatch.setenv("SELFHEAL_THRESHOLDS_NUDGES", "0")
+        code, out, err = run_cli(["-C", str(root), "--agent", "sql_analyst", "run", "--no-learn",
+                                  "--scenario", "customers_count", "--json"], capsys)
+        bodies = stub.bodies
+    assert code in (0, 1), err
+    told = bodies[3]["messages"][-1]
+    assert told["role"] == "tool" and told["content"].startswith("Same result as step 1")
+    assert "table customers" in told["content"]  # the result is still there, shortened
+    first = bodies[1]["messages"][-1]
+    assert first["role"] == "tool" and first["content"].startswith("table customers")
+
+
+def test_lambda_ops_a_read_whose_result_changed_is_not_flagged(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    with OpenAIStub() as stub:
+        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 12})])
+        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
+        stub.reply_text("Raised the timeout to 12 s. USED: none")
+        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
+        code, out, err = run_cli(["-C", str(repo), "run", "--no-learn", "--scenario", "lambda_timeout", "--json"],
+                                 capsys)
+        bodies = stub.bodies
+    assert code == 0, err
+    assert not bodies[3]["messages"][-1]["content"].startswith("Same result")

@@ -29,7 +29,7 @@ from selfheal.agent.record import (
     last_record,
     with_last,
 )
-from selfheal.agent.nudges import premature_answer, repeated_call
+from selfheal.agent.nudges import call_key, premature_answer, repeated_call, same_result
 from selfheal.agent.state import AgentState, RunContext
 from selfheal.tokens import count_tokens
 
@@ -359,6 +359,7 @@ def execute_task(
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     nudges: list[str] = []
     repeats = 0
+    seen: dict[str, tuple[int, Any]] = {}  # call -> (step, result) of its first run, for same_result
     resamples = rc.settings.thresholds.resample_repeats if rc.settings.thresholds.refuse_repeats else 0
     while True:
         if steps >= max_steps:
@@ -394,6 +395,13 @@ def execute_task(
                 repeats += 1
             else:
                 msg = _run_tool_call(rc, call, config)
+                key = call_key(call)
+                earlier = seen.get(key)
+                if rc.settings.thresholds.refuse_repeats and earlier is not None and earlier[1] == msg.content:
+                    msg = msg.model_copy(update={"content": same_result(earlier[0], msg.content)})
+                    repeats += 1
+                else:
+                    seen[key] = (steps, msg.content)
             messages.append(msg)
             tool_calls.append(
                 {

@@ -46,6 +46,25 @@ def repeated_call(previous: Sequence[dict[str, Any]], call: dict[str, Any]) -> s
     )
 
 
+def call_key(call: dict[str, Any]) -> str:
+    """A call's identity: its tool and arguments (argument order does not matter)."""
+    return json.dumps([call.get("name"), call.get("args") or {}], sort_keys=True, default=str)
+
+
+def same_result(step: int, content: Any) -> str:
+    """The tool message for a call made earlier in the run that returned exactly the same again.
+
+    A small model circles (customers, segments, regions, employees, customers, ...):
+    each call differs from the one before it, so only the earlier identical call
+    with the identical result shows that nothing was learned. A call whose result
+    changed (a configuration read again after an update) is not flagged.
+    """
+    text = content if isinstance(content, str) else json.dumps(content, default=str)
+    head = text if len(text) <= 300 else text[:300] + "…"
+    return (f"Same result as step {step}, where this exact call was already made: {head} — calling it again "
+            "tells you nothing new. Use what you have: change the arguments, call another tool, or answer.")
+
+
 def looks_empty(content: Any) -> bool:
     """A tool result that found nothing: empty text, ``[]``/``{}``, or an object whose lists are all empty."""
     text = content if isinstance(content, str) else json.dumps(content, default=str)
