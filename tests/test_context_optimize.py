@@ -377,3 +377,28 @@ def test_stored_runs_never_include_held_out_examples_or_the_optimizers_own_runs(
         store.close()
     assert sorted(got, key=str) == sorted([(str(runs["prod"].id), None),
                                            (str(runs["train"].id), "timeout_nightly_etl")], key=str)
+
+
+def test_sql_analyst_when_the_curator_changes_nothing_the_reflectors_lesson_is_proposed_as_an_entry(
+    sql_repo: Path,
+) -> None:
+    from selfheal.context.loader import load_context
+
+    settings = load_settings(sql_repo, env={})
+    first = load_context(settings.prompts_dir).instructions[0]
+    agent = SqlAgent(sql_repo, always=set())
+    reflector = Role({"insights": [{"task_type": "customers", "diagnosis": "counted test accounts too",
+                                    "lesson": LESSON, "runs": []}], "entry_tags": {}})
+    echo = Role({"context_operations": [{"op": "update_instruction", "id": first.id, "text": first.text,
+                                         "reason": "re-emitted as shown"}], "cheatsheet_operations": []})
+    report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([agent], repeat=True),
+                              reflector_model=reflector.model(), curator_model=echo.model(), epochs=1,
+                              keep_dir=sql_repo / "kept")
+    v1 = report.variants[0]
+    assert v1.status != "rejected", v1.problems
+    assert any("changed nothing" in e and "lessons were proposed as entries" in e for e in report.errors)
+    assert [line.split(" ")[0] for line in v1.lines] == ["ADD"] and "failure_patterns" in v1.lines[0]
+    assert v1.dev_passed > 0 and report.best == "v1"
+    kept = [p for p in (sql_repo / "kept" / "cheatsheet" / "sql_analyst" / "failure_patterns").glob("*.yaml")
+            if LESSON in p.read_text()]
+    assert kept  # the kept variant holds the lesson as an entry, for review

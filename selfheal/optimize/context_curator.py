@@ -171,3 +171,41 @@ def propose_deltas(
         runs = sheet_runs[idx] if idx is not None and idx < len(sheet_runs) else []
         proposal.cheatsheet_ops.append((op, runs or default_runs))
     return proposal
+
+
+def lessons_as_entries(reflection: BatchReflection, batch: ReflectionBatch) -> CuratorProposal:
+    """The Reflector's lessons as candidate ``failure_patterns`` entries, one ADD per insight.
+
+    A small Curator often answers with operations that change nothing (it
+    re-emits the instructions it was shown); the Reflector's lesson, which may
+    hold exactly the fragment that was missing (``c.email NOT LIKE
+    '%@brightcart.io'``), would then be lost. As ADDs they go through the same
+    guard, lint and dev selection as any delta, with the batch's runs as
+    provenance, so a lesson that does not help is never kept.
+    """
+    from selfheal.optimize.curator import screen_operations
+
+    known = set(batch.run_ids)
+    raw: list[dict[str, Any]] = []
+    runs: list[list[str]] = []
+    for ins in reflection.insights:
+        lesson = " ".join(ins.lesson.split())
+        if not lesson:
+            continue
+        pattern = " ".join((ins.diagnosis or lesson).split())[:300]
+        raw.append({"op": "ADD", "section": "failure_patterns", "task_type": ins.task_type or "general",
+                    "fields": {"pattern": pattern, "lesson": lesson},
+                    "reason": "the Reflector's lesson (the Curator's operations changed nothing)"})
+        runs.append([r for r in ins.runs if r in known] or batch.run_ids)
+    proposal = CuratorProposal()
+    if not raw:
+        return proposal
+    try:
+        ops, rejected = screen_operations(raw, set())
+    except Exception as exc:
+        proposal.rejected.append(f"lessons as entries: {getattr(exc, 'reason', exc)}")
+        return proposal
+    proposal.rejected += [f"ADD failure_patterns: {r}" for _, r in rejected]
+    proposal.cheatsheet_ops = list(zip(ops.operations, runs, strict=False))
+    return proposal
+

@@ -207,7 +207,7 @@ def optimize_context(
     from selfheal.evaluation.dataset import load_dataset
     from selfheal.evaluation.runner import run_experiment
     from selfheal.optimize.batch_reflect import RunEvidence, build_batches, ground_truths, reflect_batch
-    from selfheal.optimize.context_curator import propose_deltas
+    from selfheal.optimize.context_curator import lessons_as_entries, propose_deltas
     from selfheal.optimize.cost import CostMeter
     from selfheal.optimize.digest import digest_from_store
     from selfheal.optimize.roles import make_role_model
@@ -368,7 +368,16 @@ def optimize_context(
                                     for v in [counters.get(k, (0, 0))] for t in [tag_evidence.get(k, [0, 0])]}
                     mat = materialize(settings, candidate, work / candidate.name, tools=tools, base_size=base_size,
                                       evidence=evidence_ids, now=now)
-                    if best_mat is not None and mat.ok and mat.lines == best_mat.lines:
+                    if not _applied_beyond(mat, best_mat):
+                        fallback = lessons_as_entries(reflection, batch)
+                        if not fallback.empty:  # the Curator's deltas changed nothing: keep the lessons instead
+                            report.errors.append(f"{candidate.name}: the Curator's {len(mat.rejected_ops)} "
+                                                 "operation(s) changed nothing; the Reflector's lessons were "
+                                                 "proposed as entries instead")
+                            candidate = best_variant.extend(fallback, candidate.name)
+                            mat = materialize(settings, candidate, work / f"{candidate.name}-lessons", tools=tools,
+                                              base_size=base_size, evidence=evidence_ids, now=now)
+                    if best_mat is not None and mat.ok and not _applied_beyond(mat, best_mat):
                         mat.problems.append("changes nothing beyond its parent: every new delta was rejected")
                     rec = VariantRecord(candidate.name, candidate.parent, epoch, mat.lines, mat.rejected_ops,
                                         mat.problems, runs=candidate.runs)
@@ -430,6 +439,11 @@ def _changed(settings: Settings, mat: Materialized) -> dict[str, str | None]:
     files = changed_files(settings.prompts_dir, mat.settings.prompts_dir, rel(settings.prompts_dir))
     files.update(changed_files(settings.cheatsheet_dir, mat.settings.cheatsheet_dir, rel(settings.cheatsheet_dir)))
     return files
+
+
+def _applied_beyond(mat: Materialized, parent: Materialized | None) -> bool:
+    """Whether ``mat`` applied any delta its parent variant did not."""
+    return bool(mat.lines) and (parent is None or mat.lines != parent.lines)
 
 
 def keep_variant(settings: Settings, mat: Materialized, keep_dir: Path) -> None:
