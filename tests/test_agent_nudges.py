@@ -121,6 +121,10 @@ def test_a_repeated_call_is_not_run_again() -> None:
     # only the call just made counts: reading a configuration again after a change is legitimate
     later = [*made, {"step": 2, "name": "list_tables", "args": {}, "output": "orders"}]
     assert repeated_call(later, {"name": "describe_table", "args": {"table": "sales"}}) is None
+    # refusals in a row quote the call that really ran, not the refusal before them
+    refused = [*made, {"step": 2, "name": "describe_table", "args": {"table": "sales"}, "output": said}]
+    again = repeated_call(refused, {"name": "describe_table", "args": {"table": "sales"}})
+    assert again is not None and "step 1" in again and again.count("Not run again") == 1
 
 
 def _sql_repo(tmp_path: Path) -> Path:
@@ -187,6 +191,7 @@ def test_a_repeated_call_is_asked_again_with_sampling_first(tmp_path: Path, caps
         monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
         monkeypatch.setenv("SELFHEAL_THRESHOLDS_NUDGES", "0")
+        monkeypatch.setenv("SELFHEAL_THRESHOLDS_RESAMPLE_REPEATS", "2")
         code, out, err = run_cli(["-C", str(root), "--agent", "sql_analyst", "run", "--no-learn",
                                   "--scenario", "customers_count", "--json"], capsys)
         bodies = stub.bodies

@@ -22,7 +22,7 @@ from bench.learning_table import load_manifest, replay_column
 from selfheal.evaluation.results import ExperimentResult
 
 REPO = Path(__file__).resolve().parents[1]
-MANIFESTS = sorted(REPO.glob("evals/*/experiments/learning/columns.yaml"))
+MANIFESTS = sorted(REPO.glob("evals/*/experiments/*/columns.yaml"))  # the learning table, the loop study
 
 
 def _columns() -> list[tuple[Path, str]]:
@@ -54,7 +54,7 @@ def _scratch_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.skipif(not COLUMNS, reason="no learning table committed yet (evals/*/experiments/learning/columns.yaml)")
 @pytest.mark.parametrize(("manifest", "column"), COLUMNS or [(None, None)],
-                         ids=[f"{m.parts[-4]}-{c}" for m, c in COLUMNS] or ["none"])
+                         ids=[f"{m.parts[-4]}-{m.parts[-2]}-{c}" for m, c in COLUMNS] or ["none"])
 def test_a_committed_column_replays_identically(manifest: Path, column: str, tmp_path: Path) -> None:
     recorded, replayed = replay_column(manifest, column, tmp_path / "repo")
     assert any(r.status == "ok" for r in recorded.results), "the column has no example that ran to the end"

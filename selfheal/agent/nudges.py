@@ -24,6 +24,9 @@ EMPTY_RESULT = (
 )
 
 
+REFUSED = "Not run again:"
+
+
 def repeated_call(previous: Sequence[dict[str, Any]], call: dict[str, Any]) -> str | None:
     """The observation given instead of running ``call`` again when it repeats the call just made.
 
@@ -39,9 +42,16 @@ def repeated_call(previous: Sequence[dict[str, Any]], call: dict[str, Any]) -> s
     last = previous[-1]
     if last.get("name") != call.get("name") or (last.get("args") or {}) != (call.get("args") or {}):
         return None
+    ran = last  # the call that really ran: refusals in a row quote it, not each other
+    for earlier in reversed(previous):
+        if call_key(earlier) != call_key(call):
+            break
+        ran = earlier
+        if not str(earlier.get("output") or "").startswith(REFUSED):
+            break
     return (
-        f"Not run again: this exact {call.get('name')} call was just made (step {last.get('step')}) and returned: "
-        f"{str(last.get('output') or '')[:300]} — the same arguments give the same result. Use what it said: "
+        f"{REFUSED} this exact {call.get('name')} call was just made (step {ran.get('step')}) and returned: "
+        f"{str(ran.get('output') or '')[:300]} — the same arguments give the same result. Use what it said: "
         "change the arguments, call another tool, or answer."
     )
 
