@@ -52,7 +52,7 @@ def _scratch_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SQL_ANALYST_CACHE_DIR", str(tmp_path / "db"))  # the agent's generated database
 
 
-@pytest.mark.skipif(not COLUMNS, reason="no learning table committed yet (evals/*/experiments/learning/columns.yaml)")
+@pytest.mark.skipif(not COLUMNS, reason="no study committed (evals/*/experiments/*/columns.yaml)")
 @pytest.mark.parametrize(("manifest", "column"), COLUMNS or [(None, None)],
                          ids=[f"{m.parts[-4]}-{m.parts[-2]}-{c}" for m, c in COLUMNS] or ["none"])
 def test_a_committed_column_replays_identically(manifest: Path, column: str, tmp_path: Path) -> None:
