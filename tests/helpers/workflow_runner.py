@@ -83,6 +83,11 @@ class Expressions:
         if name == "hashFiles":
             found = [p for a in args for p in sorted(self.workspace.glob(str(a))) if p.is_file()]
             return "" if not found else "h" + str(abs(hash(tuple(p.read_bytes() for p in found))))
+        if name == "format":  # GitHub's format('{0} and {1}', a, b); '{{' and '}}' are literal braces
+            text = str(args[0]).replace("{{", "\0").replace("}}", "\1")
+            for i, arg in enumerate(args[1:]):
+                text = text.replace("{" + str(i) + "}", "" if arg is None else str(arg))
+            return text.replace("\0", "{").replace("\1", "}")
         raise KeyError(f"unknown expression function '{name}'")
 
     # -- parsing (recursive descent: or > and > equality > unary > primary) --------------
