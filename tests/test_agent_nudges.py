@@ -163,23 +163,6 @@ def test_sql_analyst_repeating_a_failing_call_gets_the_earlier_result_instead(
         assert second["status"] == "success" and "Not run again" not in answered["content"]
 
 
-def test_lambda_ops_reading_again_after_a_change_is_run(repo: Path, capsys: pytest.CaptureFixture[str],
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    with OpenAIStub() as stub:
-        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
-        stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 12})])
-        stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
-        stub.reply_text("Raised the timeout to 12 s. USED: none")
-        monkeypatch.setenv("OPENAI_BASE_URL", stub.url)
-        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-real")
-        code, out, err = run_cli(["-C", str(repo), "run", "--no-learn", "--scenario", "lambda_timeout", "--json"],
-                                 capsys)
-    assert code == 0, err
-    calls = json.loads(out)["tool_calls"]
-    assert [c["status"] for c in calls] == ["success", "success", "success"]
-    assert "12" in calls[2]["output"]
-
-
 def test_a_repeated_call_is_asked_again_with_sampling_first(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     root = _sql_repo(tmp_path)
@@ -226,8 +209,8 @@ def test_sql_analyst_circling_back_to_a_call_with_the_same_result_is_told_so(
     assert first["role"] == "tool" and first["content"].startswith("table customers")
 
 
-def test_lambda_ops_a_read_whose_result_changed_is_not_flagged(repo: Path, capsys: pytest.CaptureFixture[str],
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lambda_ops_reading_again_after_a_change_is_run_and_not_flagged(repo: Path, capsys: pytest.CaptureFixture[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     with OpenAIStub() as stub:
         stub.reply_tool_calls([("get_function_configuration", {"function_name": "checkout-api"})])
         stub.reply_tool_calls([("update_timeout", {"function_name": "checkout-api", "timeout_s": 12})])
@@ -239,4 +222,7 @@ def test_lambda_ops_a_read_whose_result_changed_is_not_flagged(repo: Path, capsy
                                  capsys)
         bodies = stub.bodies
     assert code == 0, err
+    calls = json.loads(out)["tool_calls"]
+    assert [c["status"] for c in calls] == ["success", "success", "success"]  # not refused: a change came between
+    assert "12" in calls[2]["output"]
     assert not bodies[3]["messages"][-1]["content"].startswith("Same result")

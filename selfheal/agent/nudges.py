@@ -39,10 +39,9 @@ def repeated_call(previous: Sequence[dict[str, Any]], call: dict[str, Any]) -> s
     """
     if not previous:
         return None
-    last = previous[-1]
-    if last.get("name") != call.get("name") or (last.get("args") or {}) != (call.get("args") or {}):
+    if call_key(previous[-1]) != call_key(call):
         return None
-    ran = last  # the call that really ran: refusals in a row quote it, not each other
+    ran = previous[-1]  # the call that really ran: refusals in a row quote it, not each other
     for earlier in reversed(previous):
         if call_key(earlier) != call_key(call):
             break
