@@ -69,6 +69,9 @@ class ModelSettings(_Section):
     chat_format: str = "selfheal-tools"
     # Logit bias toward calling a tool in the call-or-answer step of "selfheal-tools".
     tool_bias: float = Field(1.0, ge=-10.0, le=10.0)
+    # How tools are described to the local model: "full" descriptions, or "compact" (first sentence
+    # of every description; names, types, enums kept), compared on the decision probes.
+    tool_descriptions: Literal["full", "compact"] = "full"
     # Local model processes: each holds one conversation's KV cache; `eval -j N` runs at most this many at once.
     processes: int = Field(1, ge=1, le=8)
     seed: int = 0

@@ -24,7 +24,9 @@ PROTOCOLS = {"selfheal-tools": {"chat_format": "selfheal-tools", "tool_bias": 1.
              "selfheal-tools-nobias": {"chat_format": "selfheal-tools", "tool_bias": 0.0},
              "selfheal-think": {"chat_format": "selfheal-think", "tool_bias": 1.0},
              "selfheal-json": {"chat_format": "selfheal-json", "tool_bias": 1.0},
-             "qwen-native": {"chat_format": "qwen-native", "tool_bias": 1.0}}
+             "qwen-native": {"chat_format": "qwen-native", "tool_bias": 1.0},
+             "selfheal-tools-compact": {"chat_format": "selfheal-tools", "tool_bias": 1.0,
+                                        "tool_descriptions": "compact"}}
 
 pytestmark = pytest.mark.skipif(not RESULTS, reason="no committed protocol comparison")
 

@@ -133,3 +133,37 @@ def test_unknown_formats_are_left_to_llama_cpp_python() -> None:
     assert make_chat_handler("chatml-function-calling") is None
     for fmt in ("selfheal-tools", "selfheal-think", "selfheal-json", "qwen-native"):
         assert make_chat_handler(fmt) is not None
+
+
+def test_compact_tool_descriptions_keep_what_a_call_is_checked_against(tmp_path: Any) -> None:
+    """model.tool_descriptions: compact binds every tool with first-sentence descriptions, types and enums kept."""
+    from pydantic import BaseModel, Field
+
+    from selfheal.config import load_settings
+    from selfheal.models.llama_tools import compact_tool, tools_block
+    from selfheal.models.local_chat import ChatLlamaCpp
+    from selfheal.models.providers import model_identity
+
+    class Args(BaseModel):
+        function_name: str = Field(description="The function's name. Take it from list_functions, never guess it.")
+        unit: str = Field("MB", description="Memory unit.\nAlways MB.", json_schema_extra={"enum": ["MB"]})
+
+    long = {"type": "function", "function": {
+        "name": "update_memory", "parameters": Args.model_json_schema(),
+        "description": "Set a function's memory. Memory also scales CPU; raise it for CPU-bound work, "
+                       "never for timeouts caused by a slow dependency.\nReturns the new configuration."}}
+    short = compact_tool(long)["function"]
+    assert short["description"] == "Set a function's memory."
+    props = short["parameters"]["properties"]
+    assert props["function_name"] == {"type": "string", "title": "Function Name", "description": "The function's name."}
+    assert props["unit"]["enum"] == ["MB"] and props["unit"]["description"] == "Memory unit."
+    assert short["parameters"]["required"] == ["function_name"]
+    assert len(tools_block([compact_tool(long)])) < len(tools_block([long]))
+
+    bound = ChatLlamaCpp(model_path="unused.gguf", tool_descriptions="compact").bind_tools([long])
+    assert bound.kwargs["tools"][0]["function"]["description"] == "Set a function's memory."  # type: ignore[attr-defined]
+    full = ChatLlamaCpp(model_path="unused.gguf").bind_tools([long])
+    assert full.kwargs["tools"][0]["function"]["description"].endswith("configuration.")  # type: ignore[attr-defined]
+    # recorded responses of one variant never answer for the other
+    s = load_settings(tmp_path, env={}, overrides={"model": {"tool_descriptions": "compact"}})
+    assert model_identity(s).endswith("+compact")

@@ -34,6 +34,7 @@ PROTOCOLS: dict[str, dict[str, object]] = {
     "selfheal-think": {"chat_format": "selfheal-think", "tool_bias": 1.0},
     "selfheal-json": {"chat_format": "selfheal-json", "tool_bias": 1.0},
     "qwen-native": {"chat_format": "qwen-native", "tool_bias": 1.0},
+    "selfheal-tools-compact": {"chat_format": "selfheal-tools", "tool_bias": 1.0, "tool_descriptions": "compact"},
 }
 PROBES = ROOT / "evals" / "decisions"
 CACHE = "evals/decisions/replay"
@@ -79,7 +80,8 @@ def run(name: str, probes: list[Probe], cache: str) -> ProbeReport:
               f"{s.decision.tool or 'answer'} ({s.decision.seconds:.1f} s){' ' + s.decision.error if s.decision.error else ''}",
               file=sys.stderr, flush=True)
     return ProbeReport(model=model_identity(settings), chat_format=settings.model.chat_format,
-                       tool_bias=settings.model.tool_bias, probe_files=["evals/decisions"],
+                       tool_bias=settings.model.tool_bias, tool_descriptions=settings.model.tool_descriptions,
+                       probe_files=["evals/decisions"],
                        wall_seconds=round(time.perf_counter() - started, 1), summaries=summarize_groups(scores),
                        scores=scores)
 

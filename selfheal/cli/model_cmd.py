@@ -89,13 +89,15 @@ def check(ctx: click.Context, tokens: int, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most N probes, spread evenly.")
 @click.option("--chat-format", default=None, help="Tool-call protocol of the local model (default: model.chat_format).")
 @click.option("--tool-bias", type=float, default=None, help="Bias toward calling a tool (default: model.tool_bias).")
+@click.option("--tool-descriptions", type=click.Choice(["full", "compact"]), default=None,
+              help="Tool descriptions whole or cut to their first sentence (default: model.tool_descriptions).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write every decision and its score here (JSON).")
 @json_option
 @click.pass_context
 def probe(ctx: click.Context, paths: tuple[str, ...], agents: tuple[str, ...], tags: tuple[str, ...],
-          limit: int | None, chat_format: str | None, tool_bias: float | None, out: str | None,
-          as_json: bool) -> None:
+          limit: int | None, chat_format: str | None, tool_bias: float | None, tool_descriptions: str | None,
+          out: str | None, as_json: bool) -> None:
     """Score the model's tool decisions on a probe set (default: evals/decisions/).
 
     Tool, argument and answer accuracy with 95% intervals, per agent and per
@@ -108,6 +110,8 @@ def probe(ctx: click.Context, paths: tuple[str, ...], agents: tuple[str, ...], t
         overrides["model"] = {"chat_format": chat_format}
     if tool_bias is not None:
         overrides.setdefault("model", {})["tool_bias"] = tool_bias  # type: ignore[index]
+    if tool_descriptions is not None:
+        overrides.setdefault("model", {})["tool_descriptions"] = tool_descriptions  # type: ignore[index]
     settings = load_cli_settings(ctx, **overrides)
     progress = None if as_json else (lambda s: click.echo(
         f"{'ok ' if s.correct else 'BAD'} {s.probe_id}: {s.decision.tool or 'answer'} (want {s.expected})", err=True))

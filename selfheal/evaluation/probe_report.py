@@ -28,6 +28,7 @@ class ProbeReport(BaseModel):
     model: str
     chat_format: str
     tool_bias: float
+    tool_descriptions: str = "full"
     probe_files: list[str]
     wall_seconds: float
     summaries: list[ProbeSummary]
@@ -62,6 +63,7 @@ def probe_protocol(
         model=model_identity(settings),
         chat_format=settings.model.chat_format,
         tool_bias=settings.model.tool_bias,
+        tool_descriptions=settings.model.tool_descriptions,
         probe_files=[str(Path(f).relative_to(settings.root)) if Path(f).is_relative_to(settings.root) else str(f)
                      for f in files],
         wall_seconds=round(time.perf_counter() - started, 1),
@@ -76,6 +78,8 @@ def probe_protocol(
 def render_probe_table(report: ProbeReport) -> str:
     """A plain-text table: one row per group (all, per agent, per decision kind)."""
     head = f"model {report.model}  protocol {report.chat_format}  tool bias {report.tool_bias:g}"
+    if report.tool_descriptions != "full":
+        head += f"  tool descriptions {report.tool_descriptions}"
     cols = ("group", "n", "tool", "args", "answer", "whole step", "err", "tok/dec", "s/dec")
     rows = [cols] + [
         (s.group, str(s.n), str(s.tool), str(s.args), str(s.answer), str(s.step), str(s.errors),

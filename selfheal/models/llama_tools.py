@@ -103,6 +103,37 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
+def first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence (or line) of ``text``, at most ``limit`` characters."""
+    text = " ".join(str(text or "").split("\n", 1)[0].split())
+    m = re.search(r"(?<=[.!?])\s", text)
+    head = text[: m.start()] if m else text
+    return head if len(head) <= limit else head[: limit - 1].rstrip() + "\u2026"
+
+
+def compact_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
+    """An OpenAI tool with its descriptions cut to their first sentence (``model.tool_descriptions: compact``).
+
+    A small model reads every tool's whole description on every step; the
+    decision probes compare this shorter prompt with the full one. Names,
+    types, enums and required keys are kept, so calls are checked the same way.
+    """
+    def cut(schema: Any) -> Any:
+        if isinstance(schema, Mapping):
+            return {k: (first_sentence(v) if k == "description" and isinstance(v, str) else cut(v))
+                    for k, v in schema.items()}
+        if isinstance(schema, list):
+            return [cut(v) for v in schema]
+        return schema
+
+    fn = dict(_tool_fn(tool))
+    if isinstance(fn.get("description"), str):
+        fn["description"] = first_sentence(fn["description"])
+    if "parameters" in fn:
+        fn["parameters"] = cut(fn["parameters"])
+    return {"type": "function", "function": fn}
+
+
 _THINK_RULE = (
     "\n\nBefore you respond, write one line starting with 'Thought:' that says what the results so far "
     "show and what the task still needs; then respond as above."

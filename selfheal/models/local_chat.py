@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -34,7 +34,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from selfheal.errors import ModelError
-from selfheal.models.llama_tools import SELFHEAL_CHAT_FORMAT
+from selfheal.models.llama_tools import SELFHEAL_CHAT_FORMAT, compact_tool
 from selfheal.models.tool_protocols import SELFHEAL_FORMATS
 from selfheal.models.local_process import LocalModelProcess, LocalModelRequestError, ModelProcessSpec
 from selfheal.models.local_weights import INSTALL_HINT, MODEL_ID
@@ -176,6 +176,8 @@ class ChatLlamaCpp(BaseChatModel):
     repeat_penalty: float = 1.0
     chat_format: str = SELFHEAL_CHAT_FORMAT
     tool_bias: float = 1.0
+    #: "compact": tools are bound with their descriptions cut to the first sentence
+    tool_descriptions: Literal["full", "compact"] = "full"
     max_tool_calls: int = Field(default=1, ge=1)
     #: Where the model process keeps fixed-prefix KV states (None: ~/.cache/selfheal/kv; "" disables).
     state_dir: str | None = None
@@ -196,6 +198,7 @@ class ChatLlamaCpp(BaseChatModel):
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "chat_format": self.chat_format,
+            "tool_descriptions": self.tool_descriptions,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -246,6 +249,8 @@ class ChatLlamaCpp(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         formatted = [convert_to_openai_tool(t) for t in tools]
+        if self.tool_descriptions == "compact":
+            formatted = [compact_tool(t) for t in formatted]
         choice = _llama_tool_choice(tool_choice, own_handler=self.chat_format in SELFHEAL_FORMATS)
         return self.bind(tools=formatted, tool_choice=choice, **kwargs)
 

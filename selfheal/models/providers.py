@@ -60,6 +60,8 @@ def model_identity(settings: Settings) -> str:
         name += f"+{m.chat_format}"
     if m.tool_bias != ModelSettings.model_fields["tool_bias"].default:
         name += f"+bias{m.tool_bias:g}"
+    if m.tool_descriptions != ModelSettings.model_fields["tool_descriptions"].default:
+        name += f"+{m.tool_descriptions}"
     return name
 
 
@@ -98,6 +100,7 @@ def make_local_chat(settings: Settings) -> BaseChatModel:
         processes=m.processes,
         chat_format=m.chat_format,
         tool_bias=m.tool_bias,
+        tool_descriptions=m.tool_descriptions,
     )
 
 
