@@ -159,6 +159,20 @@ def test_sql_analyst_repeating_a_failing_call_gets_the_earlier_result_instead(
         assert second["status"] == "error" and "Not run again" in second["output"]
         assert answered["role"] == "tool" and "no table named 'sales'" in answered["content"]
         assert "same arguments give the same result" in answered["content"]
+        # the refused call is in the trace tree too, where the model made it, marked as not run
+        from selfheal.config import load_settings
+        from selfheal.tracing.store import LocalTraceStore
+
+        store = LocalTraceStore(load_settings(root, env={}).trace_store_path)
+        try:
+            tools = [r for r in store.get_trace(result["run_id"]) if r.run_type == "tool"]
+        finally:
+            store.close()
+        assert [r.name for r in tools] == ["describe_table", "describe_table"]
+        ran, refused = sorted(tools, key=lambda r: r.start_time)
+        assert "refused" not in (ran.tags or []) and "no table named 'sales'" in json.dumps(ran.outputs)
+        assert "refused" in refused.tags and "RepeatedCallRefused" in refused.error
+        assert "Not run again" in refused.error and refused.inputs == {"table": "sales"}
     else:
         assert second["status"] == "success" and "Not run again" not in answered["content"]
 

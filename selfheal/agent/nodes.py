@@ -319,6 +319,30 @@ def _run_tool_call(rc: RunContext, call: dict[str, Any], config: RunnableConfig)
     return ToolMessage(content=str(result), tool_call_id=call["id"] or "", name=call["name"])
 
 
+def _refused_tool_run(call: dict[str, Any], content: str, config: RunnableConfig) -> ToolMessage:
+    """The refusal of a repeated call, as a tool run of its own in the trace tree (tagged ``refused``).
+
+    The call is not run, but a reader of the trace should see it where the
+    model made it, with what the model was told, not only in the run record.
+    """
+    from langchain_core.runnables.config import get_callback_manager_for_config
+
+    args = call.get("args") or {}
+    manager = get_callback_manager_for_config(config)  # a new manager: its tags are this run's only
+    manager.add_tags(["refused"], inherit=False)
+    manager.add_metadata({"refused": True}, inherit=False)
+    run = manager.on_tool_start({"name": call["name"], "description": "not run: a repeated call"},
+                                json.dumps(args, ensure_ascii=False, default=str), name=call["name"],
+                                inputs=dict(args))
+    message = ToolMessage(content=content, tool_call_id=call["id"] or "", name=call["name"], status="error")
+    run.on_tool_error(RepeatedCallRefused(content))
+    return message
+
+
+class RepeatedCallRefused(Exception):
+    """Why a tool run in the trace did not run: the same call was just made (see :func:`repeated_call`)."""
+
+
 def execute_task(
     state: AgentState, runtime: Runtime[RunContext], config: RunnableConfig
 ) -> dict[str, Any]:
@@ -391,7 +415,7 @@ def execute_task(
         for call in calls:
             repeat = repeated_call(tool_calls, call) if rc.settings.thresholds.refuse_repeats else None
             if repeat is not None:  # visible in the trace: the tool message, and the record's ``repeats``
-                msg = ToolMessage(content=repeat, tool_call_id=call["id"] or "", name=call["name"], status="error")
+                msg = _refused_tool_run(call, repeat, config)
                 repeats += 1
             else:
                 msg = _run_tool_call(rc, call, config)
