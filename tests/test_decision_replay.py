@@ -20,13 +20,20 @@ from selfheal.models.providers import make_chat_model
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = sorted((REPO / "bench" / "results" / "decisions").glob("*.json"))
-PROTOCOLS = {"selfheal-tools": {"chat_format": "selfheal-tools", "tool_bias": 1.0},
-             "selfheal-tools-nobias": {"chat_format": "selfheal-tools", "tool_bias": 0.0},
-             "selfheal-think": {"chat_format": "selfheal-think", "tool_bias": 1.0},
-             "selfheal-json": {"chat_format": "selfheal-json", "tool_bias": 1.0},
-             "qwen-native": {"chat_format": "qwen-native", "tool_bias": 1.0},
-             "selfheal-tools-compact": {"chat_format": "selfheal-tools", "tool_bias": 1.0,
-                                        "tool_descriptions": "compact"}}
+
+
+def _protocols() -> dict[str, dict[str, object]]:
+    """compare.py's protocol table (one definition: the bench script's)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("decision_compare", REPO / "bench" / "decisions" / "compare.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return dict(module.PROTOCOLS)
+
+
+PROTOCOLS = _protocols()
 
 pytestmark = pytest.mark.skipif(not RESULTS, reason="no committed protocol comparison")
 

@@ -131,7 +131,7 @@ def test_think_then_decide_writes_a_thought_before_the_decision() -> None:
 
 def test_unknown_formats_are_left_to_llama_cpp_python() -> None:
     assert make_chat_handler("chatml-function-calling") is None
-    for fmt in ("selfheal-tools", "selfheal-think", "selfheal-json", "qwen-native"):
+    for fmt in ("selfheal-tools", "selfheal-think", "selfheal-json", "qwen-native", "qwen-guided"):
         assert make_chat_handler(fmt) is not None
 
 
@@ -167,3 +167,103 @@ def test_compact_tool_descriptions_keep_what_a_call_is_checked_against(tmp_path:
     # recorded responses of one variant never answer for the other
     s = load_settings(tmp_path, env={}, overrides={"model": {"tool_descriptions": "compact"}})
     assert model_identity(s).endswith("+compact")
+
+
+class LogitLlama:
+    """Stands in for llama_cpp.Llama where the handler reads probabilities: a tiny vocabulary whose
+    next-token logits are given per prompt ending, and scripted texts for free generation."""
+
+    PIECES = ["<tool_call>", "{", "```", "lookup", "refund", "_order", '",', "I", "\n"]
+
+    def __init__(self, logits: dict[str, dict[str, float]], *texts: str) -> None:
+        self.logits = logits          # prompt suffix -> {piece: logit}; other tokens get -30
+        self.texts = list(texts)
+        self.prompts: list[str] = []
+        self.biases: list[Any] = []
+
+    def n_vocab(self) -> int:
+        return len(self.PIECES) + 256
+
+    def detokenize(self, ids: list[int], special: bool = False) -> bytes:
+        return "".join(self.PIECES[i] if i < len(self.PIECES) else chr(i - len(self.PIECES)) for i in ids).encode()
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        s, out = text.decode(), []
+        while s:
+            piece = max((p for p in self.PIECES if s.startswith(p)), key=len, default=None)
+            if piece is None:
+                out.append(len(self.PIECES) + min(ord(s[0]), 255))
+                s = s[1:]
+            else:
+                out.append(self.PIECES.index(piece))
+                s = s[len(piece):]
+        return out
+
+    def create_completion(self, *, prompt: Any, logits_processor: Any = None, logit_bias: Any = None,
+                          max_tokens: int | None = None, **_: Any) -> dict[str, Any]:
+        import numpy as np
+
+        text = prompt if isinstance(prompt, str) else self.detokenize(prompt).decode()
+        self.prompts.append(text)
+        self.biases.append(logit_bias)
+        if logits_processor:
+            row = np.full(self.n_vocab(), -30.0, dtype=np.float32)
+            for suffix, table in self.logits.items():
+                if text.endswith(suffix):
+                    for piece, value in table.items():
+                        row[self.PIECES.index(piece)] = value
+                    break
+            for proc in logits_processor:
+                row = proc(None, row)
+            return {"choices": [{"text": "", "finish_reason": "length"}], "usage": {"prompt_tokens": 1}}
+        out = self.texts.pop(0)
+        return {"choices": [{"text": out, "finish_reason": "length" if max_tokens == 1 else "stop"}],
+                "usage": {"prompt_tokens": 1}}
+
+
+def test_guided_native_decides_to_call_then_ranks_the_whole_name() -> None:
+    """qwen-guided: the call is decided on P(next token opens a call); the name whose whole spelling is most
+    likely wins even where another name's first token is a hair more likely."""
+    pytest.importorskip("llama_cpp")
+    from selfheal.models.tool_protocols import GuidedNativeHandler
+
+    logits = {
+        "<|im_start|>assistant\n": {"<tool_call>": 2.0, "I": 1.0},
+        '{"name": "': {"refund": 3.0, "lookup": 2.9},
+        '{"name": "refund': {"_order": -1.0, "I": 4.0},    # the model does not go on to write refund_order
+        '{"name": "lookup': {"_order": 6.0},
+        "_order": {'",': 6.0},
+    }
+    llama = LogitLlama(logits, '{"order_id": "A-1"}}\n</tool_call>')
+    msg = _message(GuidedNativeHandler(tool_bias=0.0)(llama=llama, messages=HISTORY[:2], tools=TOOLS,
+                                                        tool_choice="auto"))
+    call = msg["tool_calls"][0]["function"]
+    assert call["name"] == "lookup_order" and json.loads(call["arguments"]) == {"order_id": "A-1"}
+    assert llama.prompts[-1].endswith('<tool_call>\n{"name": "lookup_order", "arguments": ')
+    assert "<tools>" in llama.prompts[0]   # the model's own template
+
+
+def test_guided_native_answers_when_a_call_is_unlikely_and_the_bias_moves_the_line() -> None:
+    pytest.importorskip("llama_cpp")
+    from selfheal.models.tool_protocols import GuidedNativeHandler, call_probability, decide_to_call
+
+    logits = {"<|im_start|>assistant\n": {"{": 0.0, "I": 0.6}}
+    llama = LogitLlama(logits, "I", " refunded A-1.")
+    msg = _message(GuidedNativeHandler(tool_bias=0.0)(llama=llama, messages=HISTORY, tools=TOOLS,
+                                                        tool_choice="auto"))
+    assert msg["content"] == "I refunded A-1." and "tool_calls" not in msg
+    blocked = llama.biases[1]  # the answer's first token may not open a call
+    opened = {llama.detokenize([i]).decode() for i in blocked}
+    assert {"<tool_call>", "{", "```"} <= opened and all(t.startswith(("<tool_call>", "{", "`")) for t in opened)
+    # the same probabilities with +1 bias toward calling: a call
+    import numpy as np
+
+    row = np.full(LogitLlama({}).n_vocab(), -30.0)
+    row[1], row[7] = 0.0, 0.6
+    from selfheal.models.tool_protocols import call_token_mask
+
+    p = call_probability(row, call_token_mask(LogitLlama({})))
+    assert 0.3 < p < 0.5
+    assert not decide_to_call(p, tool_bias=0.0) and decide_to_call(p, tool_bias=1.0)
+    # sampled at a temperature, a seed gives the same decision every time (recordings replay)
+    assert len({decide_to_call(p, tool_bias=0.0, temperature=0.7, seed=3) for _ in range(5)}) == 1

@@ -35,6 +35,8 @@ PROTOCOLS: dict[str, dict[str, object]] = {
     "selfheal-json": {"chat_format": "selfheal-json", "tool_bias": 1.0},
     "qwen-native": {"chat_format": "qwen-native", "tool_bias": 1.0},
     "selfheal-tools-compact": {"chat_format": "selfheal-tools", "tool_bias": 1.0, "tool_descriptions": "compact"},
+    "qwen-guided": {"chat_format": "qwen-guided", "tool_bias": 0.0},
+    "qwen-guided-bias1": {"chat_format": "qwen-guided", "tool_bias": 1.0},
 }
 PROBES = ROOT / "evals" / "decisions"
 CACHE = "evals/decisions/replay"

@@ -527,8 +527,10 @@ class Completer:
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
 
     def __call__(self, text: str, *, limit: int | None, gbnf: Any = None, bias: Any = None,
-                 extra_stop: list[str] | None = None, greedy: bool = False) -> tuple[str, str]:
+                 extra_stop: list[str] | None = None, greedy: bool = False,
+                 processors: list[Any] | None = None) -> tuple[str, str]:
         params = dict(self.sampling, temperature=0.0) if greedy else self.sampling
+        extra = {"logits_processor": processors} if processors else {}
         res = self.llama.create_completion(
             prompt=text,
             max_tokens=limit,
@@ -536,6 +538,7 @@ class Completer:
             grammar=gbnf,
             logit_bias=bias,
             **params,
+            **extra,
         )
         u = res.get("usage") or {}
         if not self.usage["prompt_tokens"]:
@@ -543,6 +546,24 @@ class Completer:
         self.usage["completion_tokens"] += int(u.get("completion_tokens", 0))
         choice = res["choices"][0]
         return choice["text"], choice.get("finish_reason") or "stop"
+
+    def next_logits(self, text: str) -> Any:
+        """The model's logits for the token after ``text`` (a numpy row over the vocabulary).
+
+        One token is generated and discarded; the logits are read on the way
+        (``logits_processor``), so the prompt's KV cache is reused as usual.
+        """
+        seen: list[Any] = []
+
+        def capture(_ids: Any, scores: Any) -> Any:
+            if not seen:
+                seen.append(scores.copy())
+            return scores
+
+        self(text, limit=1, processors=[capture], greedy=True)
+        if not seen:
+            raise RuntimeError("the model returned no logits")
+        return seen[0]
 
 
 def completion_response(llama: Any, content: str | None, calls: list[dict[str, Any]], finish: str,

@@ -16,6 +16,11 @@ probes (``selfheal model probe``, README "Tool-call protocols"):
   ``<tools>`` block, ``<tool_call>`` tags, ``<tool_response>`` turns),
   generated freely and parsed the way the model actually answers: tags,
   fenced JSON, or a bare ``{"name": ..., "arguments": ...}`` object.
+* ``qwen-guided`` — the same template, with the decisions read from the
+  model's probabilities: call or answer from the mass of the next token on a
+  call's opening (``<tool_call>``, ``{``, a fence), plus ``model.tool_bias``;
+  then ``<tool_call>`` and ``{"name": "`` are written for it, and the tool name
+  and arguments follow as in ``selfheal-tools``.
 
 Every handler is a llama-cpp-python ``chat_handler``: OpenAI-shaped messages in,
 an OpenAI-shaped chat completion out; rendering and parsing are pure functions.
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,8 +54,10 @@ from selfheal.models.llama_tools import (
 THINK_CHAT_FORMAT = "selfheal-think"
 JSON_CHAT_FORMAT = "selfheal-json"
 NATIVE_CHAT_FORMAT = "qwen-native"
+GUIDED_CHAT_FORMAT = "qwen-guided"
 #: chat formats served by selfheal's own handlers (anything else is a llama-cpp-python format)
-SELFHEAL_FORMATS = (SELFHEAL_CHAT_FORMAT, THINK_CHAT_FORMAT, JSON_CHAT_FORMAT, NATIVE_CHAT_FORMAT)
+SELFHEAL_FORMATS = (SELFHEAL_CHAT_FORMAT, THINK_CHAT_FORMAT, JSON_CHAT_FORMAT, NATIVE_CHAT_FORMAT,
+                    GUIDED_CHAT_FORMAT)
 
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p", "typical_p", "presence_penalty", "frequency_penalty",
                   "repeat_penalty", "seed")
@@ -65,6 +73,8 @@ def make_chat_handler(chat_format: str, *, tool_bias: float = 1.0, max_calls: in
         return JsonDecisionHandler()
     if chat_format == NATIVE_CHAT_FORMAT:
         return QwenNativeHandler()
+    if chat_format == GUIDED_CHAT_FORMAT:
+        return GuidedNativeHandler(tool_bias=tool_bias)
     return None
 
 
@@ -288,3 +298,156 @@ class QwenNativeHandler:
         if calls and fin != "length":
             fin = "tool_calls"
         return completion_response(llama, content, tool_calls, fin, complete.usage)
+
+
+# -- qwen-guided ----------------------------------------------------------------------------------
+
+#: how the model opens a call in its own template: the tag, or the JSON object it often writes bare or fenced
+_CALL_OPENINGS = ("<tool_call", "{", "```")
+_call_tokens: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def call_token_mask(llama: Any) -> Any:
+    """A boolean row over the vocabulary: the tokens that open a tool call (computed once per model)."""
+    import numpy as np
+
+    mask = _call_tokens.get(llama)
+    if mask is None:
+        n = int(llama.n_vocab())
+        mask = np.zeros(n, dtype=bool)
+        for i in range(n):
+            try:
+                piece = llama.detokenize([i], special=True).decode("utf-8", "ignore").lstrip()
+            except Exception:  # noqa: BLE001 - a token with no text opens nothing
+                continue
+            mask[i] = piece.startswith(_CALL_OPENINGS)
+        _call_tokens[llama] = mask
+    return mask
+
+
+def call_probability(logits: Any, mask: Any) -> float:
+    """P(the next token opens a call) under the softmax of ``logits``."""
+    import numpy as np
+
+    row = np.asarray(logits, dtype=np.float64)
+    p = np.exp(row - row.max())
+    total = float(p.sum())
+    return float(p[np.asarray(mask, dtype=bool)].sum()) / total if total > 0 else 0.0
+
+
+def decide_to_call(p_call: float, *, tool_bias: float, temperature: float = 0.0, seed: int | None = None) -> bool:
+    """Call when the log-odds of a call, plus the bias, favour it; sampled (seeded) at a temperature."""
+    import math
+    import random
+
+    p = min(max(p_call, 1e-9), 1 - 1e-9)
+    logit = math.log(p / (1 - p)) + tool_bias
+    if temperature <= 0:
+        return logit > 0
+    return random.Random(seed).random() < 1 / (1 + math.exp(-logit / temperature))
+
+
+def _log_softmax(logits: Any) -> Any:
+    import numpy as np
+
+    row = np.asarray(logits, dtype=np.float64)
+    shifted = row - row.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+#: what follows a name in the template: scored with it (``",`` is one token; a lone ``"`` is not how the model writes it)
+NAME_END = '",'
+
+
+def rank_names(complete: Completer, llama: Any, cursor: str, names: Sequence[str]) -> dict[str, float]:
+    """Each name's log-probability as the model's own continuation of ``cursor`` (with :data:`NAME_END`).
+
+    Scored whole, not token by token: after ``{"name": "`` the embedded model
+    may prefer ``escal`` by a hair at the first token and still be far less
+    likely to write ``escalate_order"`` than ``lookup_order"``. Shared token
+    prefixes are evaluated once (one forward step per distinct prefix, the
+    prompt's KV cache reused). Empty when the names do not tokenize on the
+    cursor's boundary (the caller then picks greedily).
+    """
+    base = list(llama.tokenize(cursor.encode("utf-8"), special=True))
+    seqs: dict[str, list[int]] = {}
+    for name in names:
+        full = list(llama.tokenize((cursor + name + NAME_END).encode("utf-8"), special=True))
+        if full[: len(base)] != base or len(full) == len(base):
+            return {}
+        seqs[name] = full[len(base):]
+    rows: dict[tuple[int, ...], Any] = {}
+    scores: dict[str, float] = {}
+    for name, seq in seqs.items():
+        total = 0.0
+        for i, token in enumerate(seq):
+            prefix = tuple(seq[:i])
+            if prefix not in rows:
+                rows[prefix] = _log_softmax(complete.next_logits(base + list(prefix)))
+            total += float(rows[prefix][token])
+        scores[name] = total
+    return scores
+
+
+class GuidedNativeHandler:
+    """The model's own tool template, the decisions read from its probabilities (see module doc).
+
+    Found on the decision probes: after selfheal's ``functions.`` opening the
+    embedded model names ``escalate_order`` for every helpdesk state (P > 0.99,
+    even where the policy says to look the order up), while after its own
+    ``<tool_call>`` opening it names the look-up first. Freely generated, the
+    same template often yields fenced or bare JSON, so the opening is written
+    for the model once it has chosen to call.
+    """
+
+    def __init__(self, *, tool_bias: float = 1.0) -> None:
+        self.tool_bias = tool_bias
+
+    def prefix(self, tools: Sequence[Mapping[str, Any]]) -> str:
+        return f"{IM_START}system\n"  # the agent's system text comes before the tools in this template
+
+    @staticmethod
+    def _message(llama: Any, complete: Completer, prompt: str, limit: int | None) -> str:
+        """The answer, once the model chose to answer: its first token may not open a call."""
+        import numpy as np
+
+        blocked = {int(i): -100.0 for i in np.flatnonzero(call_token_mask(llama))}
+        first, fin = complete(prompt, limit=1, bias=blocked)
+        if fin != "length" or (limit is not None and limit <= 1):
+            return first.strip()
+        rest, _ = complete(prompt + first, limit=None if limit is None else limit - 1)
+        return (first + rest).strip()
+
+    def __call__(self, *, llama: Any, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        from llama_cpp import LlamaGrammar
+
+        tools, choice = _tools_of(kwargs)
+        names = [str(_tool_fn(t)["name"]) for t in tools]
+        mode, forced = _normalize_choice(choice, names) if tools else ("none", None)
+        if mode == "none":
+            return ToolCallingChatHandler()(llama=llama, messages=messages, **kwargs)
+        sampling = _sampling(kwargs)
+        complete = Completer(llama, sampling, _stops(kwargs.get("stop")))
+        limit = kwargs.get("max_tokens")
+        prompt = render_native_prompt(messages, tools)
+        if mode == "auto":
+            p_call = call_probability(complete.next_logits(prompt), call_token_mask(llama))
+            if not decide_to_call(p_call, tool_bias=self.tool_bias, temperature=float(sampling["temperature"]),
+                                  seed=sampling["seed"]):
+                return completion_response(llama, self._message(llama, complete, prompt, limit), [], "stop",
+                                           complete.usage)
+        cursor = prompt + '<tool_call>\n{"name": "'
+        name = forced
+        if name is None:
+            ranked = rank_names(complete, llama, cursor, names)
+            if ranked:
+                name = max(ranked, key=lambda n: ranked[n])
+            else:
+                gbnf = LlamaGrammar.from_string("root ::= " + " | ".join(_gbnf_literal(n) for n in names) + "\n",
+                                                verbose=False)
+                name, _ = complete(cursor, limit=None, gbnf=gbnf, greedy=True)
+                name = name.strip()
+        cursor += f'{name}", "arguments": '
+        args, fin = checked_args(complete, cursor, tools[names.index(name)], limit, ["</tool_call>"])
+        return completion_response(llama, None, [tool_call_dict(name, args)],
+                                   "length" if fin == "length" else "tool_calls", complete.usage)
