@@ -267,3 +267,13 @@ def test_guided_native_answers_when_a_call_is_unlikely_and_the_bias_moves_the_li
     assert not decide_to_call(p, tool_bias=0.0) and decide_to_call(p, tool_bias=1.0)
     # sampled at a temperature, a seed gives the same decision every time (recordings replay)
     assert len({decide_to_call(p, tool_bias=0.0, temperature=0.7, seed=3) for _ in range(5)}) == 1
+
+
+def test_guided_name_is_the_most_likely_or_drawn_from_the_likelihoods() -> None:
+    from selfheal.models.tool_protocols import pick_name
+
+    scores = {"lookup_order": -0.2, "refund_order": -1.9, "escalate_order": -2.5}
+    assert pick_name(scores) == "lookup_order"
+    drawn = [pick_name(scores, temperature=0.7, seed=s) for s in range(60)]
+    assert drawn.count("lookup_order") > 30 and len(set(drawn)) > 1
+    assert drawn == [pick_name(scores, temperature=0.7, seed=s) for s in range(60)]

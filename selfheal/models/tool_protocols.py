@@ -389,6 +389,18 @@ def rank_names(complete: Completer, llama: Any, cursor: str, names: Sequence[str
     return scores
 
 
+def pick_name(scores: Mapping[str, float], *, temperature: float = 0.0, seed: int | None = None) -> str:
+    """The most likely name; at a temperature, one drawn from their likelihoods (seeded: recordings replay)."""
+    import math
+    import random
+
+    if temperature <= 0:
+        return max(scores, key=lambda n: scores[n])
+    top = max(scores.values())
+    weights = [math.exp((v - top) / temperature) for v in scores.values()]
+    return random.Random(seed).choices(list(scores), weights=weights)[0]
+
+
 class GuidedNativeHandler:
     """The model's own tool template, the decisions read from its probabilities (see module doc).
 
@@ -441,7 +453,7 @@ class GuidedNativeHandler:
         if name is None:
             ranked = rank_names(complete, llama, cursor, names)
             if ranked:
-                name = max(ranked, key=lambda n: ranked[n])
+                name = pick_name(ranked, temperature=float(sampling["temperature"]), seed=sampling["seed"])
             else:
                 gbnf = LlamaGrammar.from_string("root ::= " + " | ".join(_gbnf_literal(n) for n in names) + "\n",
                                                 verbose=False)
