@@ -173,7 +173,7 @@ class LogitLlama:
     """Stands in for llama_cpp.Llama where the handler reads probabilities: a tiny vocabulary whose
     next-token logits are given per prompt ending, and scripted texts for free generation."""
 
-    PIECES = ["<tool_call>", "{", "```", "lookup", "refund", "_order", '",', "I", "\n"]
+    PIECES = ["<tool_call>", "{", "```", "lookup", "refund", "_order", '",', "I", "\n", " ", "<|im_start|>"]
 
     def __init__(self, logits: dict[str, dict[str, float]], *texts: str) -> None:
         self.logits = logits          # prompt suffix -> {piece: logit}; other tokens get -30
@@ -254,7 +254,8 @@ def test_guided_native_answers_when_a_call_is_unlikely_and_the_bias_moves_the_li
     assert msg["content"] == "I refunded A-1." and "tool_calls" not in msg
     blocked = llama.biases[1]  # the answer's first token may not open a call
     opened = {llama.detokenize([i]).decode() for i in blocked}
-    assert {"<tool_call>", "{", "```"} <= opened and all(t.startswith(("<tool_call>", "{", "`")) for t in opened)
+    assert {"<tool_call>", "{", "```", "\n", " ", "<|im_start|>"} <= opened
+    assert all(t.startswith(("<tool_call>", "{", "`", "<|")) or not t.strip() for t in opened)
     # the same probabilities with +1 bias toward calling: a call
     import numpy as np
 
@@ -265,6 +266,12 @@ def test_guided_native_answers_when_a_call_is_unlikely_and_the_bias_moves_the_li
     p = call_probability(row, call_token_mask(LogitLlama({})))
     assert 0.3 < p < 0.5
     assert not decide_to_call(p, tool_bias=0.0) and decide_to_call(p, tool_bias=1.0)
+    # a newline before the call decides nothing: the model that writes "\n{" is calling
+    from selfheal.models.tool_protocols import decision_masks
+
+    row[8], row[10] = 3.0, 4.0  # "\n", "<|im_start|>"
+    opens, blank = decision_masks(LogitLlama({}))
+    assert call_probability(row, opens) < 0.1 and call_probability(row, opens, blank) == pytest.approx(p)
     # sampled at a temperature, a seed gives the same decision every time (recordings replay)
     assert len({decide_to_call(p, tool_bias=0.0, temperature=0.7, seed=3) for _ in range(5)}) == 1
 

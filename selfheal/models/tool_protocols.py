@@ -304,33 +304,49 @@ class QwenNativeHandler:
 
 #: how the model opens a call in its own template: the tag, or the JSON object it often writes bare or fenced
 _CALL_OPENINGS = ("<tool_call", "{", "```")
+_CONTROL = re.compile(r"<\|[a-z_]+\|>")
 _call_tokens: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def call_token_mask(llama: Any) -> Any:
-    """A boolean row over the vocabulary: the tokens that open a tool call (computed once per model)."""
+def decision_masks(llama: Any) -> tuple[Any, Any]:
+    """Two boolean rows over the vocabulary: tokens that open a call, and tokens that decide nothing (once per model).
+
+    Whitespace and turn markers decide nothing: the embedded model often
+    writes a newline and then ``{"name": ...``, and after a tool response it
+    puts most of its mass on ``<|im_start|>`` (another turn), so those tokens
+    are left out of the decision.
+    """
     import numpy as np
 
-    mask = _call_tokens.get(llama)
-    if mask is None:
+    masks = _call_tokens.get(llama)
+    if masks is None:
         n = int(llama.n_vocab())
-        mask = np.zeros(n, dtype=bool)
+        opens, blank = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         for i in range(n):
             try:
-                piece = llama.detokenize([i], special=True).decode("utf-8", "ignore").lstrip()
+                piece = llama.detokenize([i], special=True).decode("utf-8", "ignore")
             except Exception:  # noqa: BLE001 - a token with no text opens nothing
                 continue
-            mask[i] = piece.startswith(_CALL_OPENINGS)
-        _call_tokens[llama] = mask
-    return mask
+            opens[i] = piece.lstrip().startswith(_CALL_OPENINGS)
+            blank[i] = (bool(piece) and not piece.strip()) or _CONTROL.fullmatch(piece) is not None
+        masks = (opens, blank)
+        _call_tokens[llama] = masks
+    return masks
 
 
-def call_probability(logits: Any, mask: Any) -> float:
-    """P(the next token opens a call) under the softmax of ``logits``."""
+def call_token_mask(llama: Any) -> Any:
+    """A boolean row over the vocabulary: the tokens that open a tool call."""
+    return decision_masks(llama)[0]
+
+
+def call_probability(logits: Any, mask: Any, neutral: Any = None) -> float:
+    """P(the next token opens a call) under the softmax of ``logits``, ``neutral`` tokens left out."""
     import numpy as np
 
     row = np.asarray(logits, dtype=np.float64)
     p = np.exp(row - row.max())
+    if neutral is not None:
+        p[np.asarray(neutral, dtype=bool)] = 0.0
     total = float(p.sum())
     return float(p[np.asarray(mask, dtype=bool)].sum()) / total if total > 0 else 0.0
 
@@ -420,10 +436,11 @@ class GuidedNativeHandler:
 
     @staticmethod
     def _message(llama: Any, complete: Completer, prompt: str, limit: int | None) -> str:
-        """The answer, once the model chose to answer: its first token may not open a call."""
+        """The answer, once the model chose to answer: its first token may not open a call (nor be blank)."""
         import numpy as np
 
-        blocked = {int(i): -100.0 for i in np.flatnonzero(call_token_mask(llama))}
+        opens, blank = decision_masks(llama)
+        blocked = {int(i): -100.0 for i in np.flatnonzero(opens | blank)}
         first, fin = complete(prompt, limit=1, bias=blocked)
         if fin != "length" or (limit is not None and limit <= 1):
             return first.strip()
@@ -443,7 +460,7 @@ class GuidedNativeHandler:
         limit = kwargs.get("max_tokens")
         prompt = render_native_prompt(messages, tools)
         if mode == "auto":
-            p_call = call_probability(complete.next_logits(prompt), call_token_mask(llama))
+            p_call = call_probability(complete.next_logits(prompt), *decision_masks(llama))
             if not decide_to_call(p_call, tool_bias=self.tool_bias, temperature=float(sampling["temperature"]),
                                   seed=sampling["seed"]):
                 return completion_response(llama, self._message(llama, complete, prompt, limit), [], "stop",
