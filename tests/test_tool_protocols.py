@@ -261,14 +261,12 @@ def test_guided_native_answers_when_a_call_is_unlikely_and_the_bias_moves_the_li
 
     row = np.full(LogitLlama({}).n_vocab(), -30.0)
     row[1], row[7] = 0.0, 0.6
-    from selfheal.models.tool_protocols import call_token_mask
+    from selfheal.models.tool_protocols import decision_masks
 
-    p = call_probability(row, call_token_mask(LogitLlama({})))
+    p = call_probability(row, decision_masks(LogitLlama({}))[0])
     assert 0.3 < p < 0.5
     assert not decide_to_call(p, tool_bias=0.0) and decide_to_call(p, tool_bias=1.0)
     # a newline before the call decides nothing: the model that writes "\n{" is calling
-    from selfheal.models.tool_protocols import decision_masks
-
     row[8], row[10] = 3.0, 4.0  # "\n", "<|im_start|>"
     opens, blank = decision_masks(LogitLlama({}))
     assert call_probability(row, opens) < 0.1 and call_probability(row, opens, blank) == pytest.approx(p)

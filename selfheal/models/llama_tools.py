@@ -526,7 +526,7 @@ class Completer:
         self.stops = list(stops)
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0}
 
-    def __call__(self, text: str, *, limit: int | None, gbnf: Any = None, bias: Any = None,
+    def __call__(self, text: str | list[int], *, limit: int | None, gbnf: Any = None, bias: Any = None,
                  extra_stop: list[str] | None = None, greedy: bool = False,
                  processors: list[Any] | None = None) -> tuple[str, str]:
         params = dict(self.sampling, temperature=0.0) if greedy else self.sampling
@@ -547,8 +547,8 @@ class Completer:
         choice = res["choices"][0]
         return choice["text"], choice.get("finish_reason") or "stop"
 
-    def next_logits(self, text: str) -> Any:
-        """The model's logits for the token after ``text`` (a numpy row over the vocabulary).
+    def next_logits(self, text: str | list[int]) -> Any:
+        """The model's logits for the token after ``text`` (a prompt or its token ids; a numpy row over the vocabulary).
 
         One token is generated and discarded; the logits are read on the way
         (``logits_processor``), so the prompt's KV cache is reused as usual.

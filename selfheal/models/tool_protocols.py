@@ -18,9 +18,10 @@ probes (``selfheal model probe``, README "Tool-call protocols"):
   fenced JSON, or a bare ``{"name": ..., "arguments": ...}`` object.
 * ``qwen-guided`` — the same template, with the decisions read from the
   model's probabilities: call or answer from the mass of the next token on a
-  call's opening (``<tool_call>``, ``{``, a fence), plus ``model.tool_bias``;
-  then ``<tool_call>`` and ``{"name": "`` are written for it, and the tool name
-  and arguments follow as in ``selfheal-tools``.
+  call's opening (``<tool_call>``, ``{``, a fence; whitespace and turn markers
+  left out), plus ``model.tool_bias``; then ``<tool_call>`` and ``{"name": "``
+  are written for it, the tool is the name whose whole spelling is most
+  likely, and the arguments are checked as in ``selfheal-tools``.
 
 Every handler is a llama-cpp-python ``chat_handler``: OpenAI-shaped messages in,
 an OpenAI-shaped chat completion out; rendering and parsing are pure functions.
@@ -334,11 +335,6 @@ def decision_masks(llama: Any) -> tuple[Any, Any]:
     return masks
 
 
-def call_token_mask(llama: Any) -> Any:
-    """A boolean row over the vocabulary: the tokens that open a tool call."""
-    return decision_masks(llama)[0]
-
-
 def call_probability(logits: Any, mask: Any, neutral: Any = None) -> float:
     """P(the next token opens a call) under the softmax of ``logits``, ``neutral`` tokens left out."""
     import numpy as np
@@ -378,12 +374,12 @@ NAME_END = '",'
 def rank_names(complete: Completer, llama: Any, cursor: str, names: Sequence[str]) -> dict[str, float]:
     """Each name's log-probability as the model's own continuation of ``cursor`` (with :data:`NAME_END`).
 
-    Scored whole, not token by token: after ``{"name": "`` the embedded model
-    may prefer ``escal`` by a hair at the first token and still be far less
-    likely to write ``escalate_order"`` than ``lookup_order"``. Shared token
-    prefixes are evaluated once (one forward step per distinct prefix, the
-    prompt's KV cache reused). Empty when the names do not tokenize on the
-    cursor's boundary (the caller then picks greedily).
+    Scored whole (the likelihood of the full spelling), so a first token the
+    model likes but would not continue into that name does not decide, as it
+    would in a greedy walk. Shared token prefixes are evaluated once (one
+    forward step per distinct prefix, the prompt's KV cache reused). Empty
+    when the names do not tokenize on the cursor's boundary (the caller then
+    picks greedily).
     """
     base = list(llama.tokenize(cursor.encode("utf-8"), special=True))
     seqs: dict[str, list[int]] = {}
@@ -421,11 +417,11 @@ class GuidedNativeHandler:
     """The model's own tool template, the decisions read from its probabilities (see module doc).
 
     Found on the decision probes: after selfheal's ``functions.`` opening the
-    embedded model names ``escalate_order`` for every helpdesk state (P > 0.99,
-    even where the policy says to look the order up), while after its own
-    ``<tool_call>`` opening it names the look-up first. Freely generated, the
-    same template often yields fenced or bare JSON, so the opening is written
-    for the model once it has chosen to call.
+    embedded model puts P > 0.99 on ``escalate_order`` in every helpdesk state
+    read (even where the policy says to look the order up), while after its
+    own ``<tool_call>`` opening it spreads its mass over the tools. Freely
+    generated, the same template often yields fenced or bare JSON, so the
+    opening is written for the model once it has chosen to call.
     """
 
     def __init__(self, *, tool_bias: float = 1.0) -> None:
