@@ -98,6 +98,14 @@ def _tools_of(kwargs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], Any]:
     return tools, choice
 
 
+def _tool_request(kwargs: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[str], str, str | None]:
+    """(tools, their names, mode, forced name) of a chat request, as every handler here reads it."""
+    tools, choice = _tools_of(kwargs)
+    names = [str(_tool_fn(t)["name"]) for t in tools]
+    mode, forced = _normalize_choice(choice, names) if tools else ("none", None)
+    return tools, names, mode, forced
+
+
 # -- selfheal-json ------------------------------------------------------------------------------
 
 _JSON_RULES = (
@@ -163,9 +171,7 @@ class JsonDecisionHandler:
     def __call__(self, *, llama: Any, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
         from llama_cpp import LlamaGrammar
 
-        tools, choice = _tools_of(kwargs)
-        names = [str(_tool_fn(t)["name"]) for t in tools]
-        mode, forced = _normalize_choice(choice, names) if tools else ("none", None)
+        tools, names, mode, forced = _tool_request(kwargs)
         if mode == "none":  # no tools: selfheal's plain ChatML path
             return ToolCallingChatHandler()(llama=llama, messages=messages, **kwargs)
         complete = Completer(llama, _sampling(kwargs), _stops(kwargs.get("stop")))
@@ -280,9 +286,7 @@ class QwenNativeHandler:
         return f"{IM_START}system\n"  # the agent's system text comes before the tools in this template
 
     def __call__(self, *, llama: Any, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-        tools, choice = _tools_of(kwargs)
-        names = [str(_tool_fn(t)["name"]) for t in tools]
-        mode, forced = _normalize_choice(choice, names) if tools else ("none", None)
+        tools, names, mode, forced = _tool_request(kwargs)
         if mode == "none":
             return ToolCallingChatHandler()(llama=llama, messages=messages, **kwargs)
         complete = Completer(llama, _sampling(kwargs), _stops(kwargs.get("stop")))
@@ -446,9 +450,7 @@ class GuidedNativeHandler:
     def __call__(self, *, llama: Any, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
         from llama_cpp import LlamaGrammar
 
-        tools, choice = _tools_of(kwargs)
-        names = [str(_tool_fn(t)["name"]) for t in tools]
-        mode, forced = _normalize_choice(choice, names) if tools else ("none", None)
+        tools, names, mode, forced = _tool_request(kwargs)
         if mode == "none":
             return ToolCallingChatHandler()(llama=llama, messages=messages, **kwargs)
         sampling = _sampling(kwargs)
