@@ -225,6 +225,19 @@ def _gbnf_literal(text: str) -> str:
     return json.dumps(text)  # JSON string escaping is valid GBNF literal escaping
 
 
+def name_under_grammar(complete: "Completer", cursor: str, names: Sequence[str]) -> str:
+    """The tool name the model writes at ``cursor`` when a grammar allows only the bound names (greedy).
+
+    Every protocol falls back to this when the model's free choice is not a
+    bound tool, so a call never names a tool the agent does not have.
+    """
+    from llama_cpp import LlamaGrammar
+
+    gbnf = LlamaGrammar.from_string("root ::= " + " | ".join(_gbnf_literal(n) for n in names) + "\n", verbose=False)
+    text, _ = complete(cursor, limit=None, gbnf=gbnf, greedy=True)
+    return text.strip()
+
+
 def decision_grammar(*, allow_message: bool = True) -> str:
     """GBNF for the first step: ``functions.`` (a call follows) or ``message:``."""
     alts = [_gbnf_literal("functions.")] + ([_gbnf_literal("message:")] if allow_message else [])
@@ -420,10 +433,7 @@ class ToolCallingChatHandler:
             text, _ = complete(cursor, limit=32, extra_stop=[":", "\n"], greedy=True)
             if text.strip() in names:
                 return text.strip()
-            gbnf = LlamaGrammar.from_string("root ::= " + " | ".join(_gbnf_literal(n) for n in names) + "\n",
-                                            verbose=False)
-            text, _ = complete(cursor, limit=None, gbnf=gbnf, greedy=True)
-            return text.strip()
+            return name_under_grammar(complete, cursor, names)
 
         def gen_args(cursor: str, name: str) -> tuple[str, str]:
             return checked_args(complete, cursor, tools[names.index(name)], max_tokens,

@@ -49,6 +49,7 @@ from selfheal.models.llama_tools import (
     completion_response,
     compact_schema,
     first_json_object,
+    name_under_grammar,
     tool_call_dict,
 )
 
@@ -195,10 +196,7 @@ class JsonDecisionHandler:
         if forced:
             name = forced
         else:
-            gbnf = LlamaGrammar.from_string("root ::= " + " | ".join(_gbnf_literal(n) for n in names) + "\n",
-                                            verbose=False)
-            name, _ = complete(cursor, limit=None, gbnf=gbnf, greedy=True)
-            name = name.strip()
+            name = name_under_grammar(complete, cursor, names)
         cursor += f'{name}", "arguments": '
         args, fin = checked_args(complete, cursor, tools[names.index(name)], limit, [])
         return completion_response(llama, None, [tool_call_dict(name, args)],
@@ -431,8 +429,7 @@ class GuidedNativeHandler:
     def __init__(self, *, tool_bias: float = 1.0) -> None:
         self.tool_bias = tool_bias
 
-    def prefix(self, tools: Sequence[Mapping[str, Any]]) -> str:
-        return f"{IM_START}system\n"  # the agent's system text comes before the tools in this template
+    prefix = QwenNativeHandler.prefix  # the same template, so the same fixed prefix
 
     @staticmethod
     def _message(llama: Any, complete: Completer, prompt: str, limit: int | None) -> str:
@@ -448,8 +445,6 @@ class GuidedNativeHandler:
         return (first + rest).strip()
 
     def __call__(self, *, llama: Any, messages: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-        from llama_cpp import LlamaGrammar
-
         tools, names, mode, forced = _tool_request(kwargs)
         if mode == "none":
             return ToolCallingChatHandler()(llama=llama, messages=messages, **kwargs)
@@ -470,10 +465,7 @@ class GuidedNativeHandler:
             if ranked:
                 name = pick_name(ranked, temperature=float(sampling["temperature"]), seed=sampling["seed"])
             else:
-                gbnf = LlamaGrammar.from_string("root ::= " + " | ".join(_gbnf_literal(n) for n in names) + "\n",
-                                                verbose=False)
-                name, _ = complete(cursor, limit=None, gbnf=gbnf, greedy=True)
-                name = name.strip()
+                name = name_under_grammar(complete, cursor, names)
         cursor += f'{name}", "arguments": '
         args, fin = checked_args(complete, cursor, tools[names.index(name)], limit, ["</tool_call>"])
         return completion_response(llama, None, [tool_call_dict(name, args)],
