@@ -83,6 +83,20 @@ def test_a_native_crash_is_one_model_error_and_the_next_call_restarts(proc: Loca
     assert proc.pid != first_pid and proc.starts == 2
 
 
+def test_a_timed_out_generation_is_stopped_not_left_running(proc: LocalModelProcess) -> None:
+    """The abandoned reply would keep the CPU busy and the next request waiting behind it."""
+    proc.request("POST", "/v1/chat/completions", _chat("warm up"))
+    first_pid = proc.pid
+    assert first_pid is not None
+    with pytest.raises(ModelError, match=r"did not answer within 1 s \(model.timeout_s\)"):
+        proc.request("POST", "/v1/chat/completions", _chat("SLOW:60"), timeout=1)
+    time.sleep(0.2)
+    assert not _alive(first_pid)
+    reply = proc.request("POST", "/v1/chat/completions", _chat("again"), timeout=20)
+    assert reply["choices"][0]["message"]["content"].startswith("done")
+    assert proc.pid != first_pid and proc.starts == 2
+
+
 def test_a_model_that_cannot_load_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     env = dict(os.environ, FAKE_MODEL_FAIL_START="ValueError: Failed to load model from file")
     p = LocalModelProcess([sys.executable, str(FAKE)], ready_timeout=20, env=env)

@@ -231,6 +231,11 @@ class LocalModelProcess:
         try:
             response = client.request(method, path, json=payload, timeout=timeout)
         except httpx.TimeoutException:
+            # The child would go on generating the abandoned reply (its requests are serialized), keeping
+            # the CPU busy and the next request waiting behind it: stop it; the next call starts a fresh one.
+            with self._lock:
+                if self._proc is proc:
+                    self._kill()
             raise ModelError(f"the local model did not answer within {timeout:.0f} s (model.timeout_s)") from None
         except httpx.TransportError as exc:
             try:

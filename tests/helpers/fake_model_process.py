@@ -4,7 +4,7 @@ Run as a child by tests (``python fake_model_process.py``), so the real
 process-owning code (start, ready line, HTTP, death detection, restart) is
 exercised without llama.cpp. A request whose last user or tool message
 contains ``CRASH:<SIGNAL>`` kills the process with that signal, as a native
-crash in llama.cpp would; every other request gets a plain text answer, or a
+crash in llama.cpp would; ``SLOW:<seconds>`` answers only after that long; every other request gets a plain text answer, or a
 call of the first bound tool when the request requires one.
 """
 
@@ -28,6 +28,8 @@ def _reply(body: dict[str, Any]) -> dict[str, Any]:
         name = text.split("CRASH:", 1)[1][:7].rstrip('"\\ ,}')
         os.kill(os.getpid(), getattr(signal, name, signal.SIGSEGV))
         time.sleep(30)  # the signal ends the process before any reply is written
+    if "SLOW:" in text:  # a generation that runs past the caller's timeout
+        time.sleep(float(text.split("SLOW:", 1)[1].split('"', 1)[0]))
     tools = body.get("tools") or []
     message: dict[str, Any] = {"role": "assistant", "content": "done. USED: none"}
     finish = "stop"
