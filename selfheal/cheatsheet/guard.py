@@ -89,7 +89,11 @@ _EXFIL = [
     re.compile(r"~/\.aws/credentials|\.aws/config\b|/etc/(?:passwd|shadow)|\bid_rsa\b|\.ssh/", _I),
     re.compile(r"\bos\.environ\b|\bprintenv\b|\bgetenv\s*\(|\$\{?(?:AWS|OPENAI|LANGSMITH|GITHUB)_[A-Z_]*", _I),
     re.compile(r"\b(?:read|cat|open|print|dump|show)\s+(?:the\s+)?(?:contents\s+of\s+)?(?:\.env|env\s+file|environment\s+variables|credentials?\s+file)", _I),
-    re.compile(r"\b(?:webhook|pastebin|requestbin|ngrok|burpcollaborator|interact\.sh)\b", _I),
+    # services whose only use in a lesson is receiving data; a webhook is an ordinary thing to operate (a
+    # function named webhook-relay), so it needs the sending shape
+    re.compile(r"\b(?:webhook\.site|pastebin|requestbin|ngrok|burpcollaborator|interact\.sh|pipedream\.net)\b", _I),
+    re.compile(rf"\b{_EXFIL_VERB}\b[^.;\n]{{0,60}}?\b(?:to|into|onto|via)\s+(?:an?\s+|the\s+|my\s+|our\s+|this\s+)?"
+               r"(?:external\s+|remote\s+|outside\s+)?webhooks?\b", _I),
 ]
 
 # -- tools and execution ------------------------------------------------------------
