@@ -47,7 +47,7 @@ def run_demos(
     def on_attempt(a: Attempt) -> None:
         mark = "[green]verified[/]" if a.success else "[red]no[/]"
         demo = f" -> {a.demo_id}" if a.demo_id else ""
-        why = f" — {a.reason}" if a.reason and not a.success else ""
+        why = f" — {a.reason}" if a.reason else ""  # a verified run that became no demo says why
         err.print(f"bootstrap {a.example} ({a.task_type}) seed {a.seed} t={a.temperature:g}: {mark}{demo}{why}")
 
     def on_candidate(c: Candidate) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from selfheal.cheatsheet.disk_guard import text_problems
 from selfheal.context.model import DemoProvenance
 from selfheal.optimize.demos.model import Attempt, DemoPool, Demonstration, PhaseCost
 from selfheal.optimize.demos.trajectory import build_demonstration
@@ -153,9 +154,27 @@ class _Bootstrap:
         )  # fmt: skip
         if demo is None:
             attempt.reason = f"verified, but no demonstration fits {self.max_demo_tokens} tokens"
-        else:
-            attempt.demo_id = demo.id
+            return attempt, None
+        refused = demo_refusal(demo)
+        if refused:  # the context file would refuse to load with it: drop it here, not in the dev selection
+            attempt.reason = f"verified, but the content guard refuses its demonstration: {refused}"
+            return attempt, None
+        attempt.demo_id = demo.id
         return attempt, demo
+
+
+def demo_refusal(demo: Demonstration) -> str:
+    """Why the content guard would refuse ``demo`` in context.yaml (``field: category: ...``), or ``""``.
+
+    A trajectory holds tool results, which hold whatever logs say; the
+    context loader runs the guard over every example, so a demo it refuses
+    would stop every run of the variant that carries it.
+    """
+    for field, text in (("task", demo.task), ("trajectory", demo.trajectory)):
+        problems = text_problems(text, field=field)
+        if problems:
+            return f"{field}: {problems[0]}"
+    return ""
 
 
 def bootstrap_demos(
