@@ -140,7 +140,7 @@ def test_compact_tool_descriptions_keep_what_a_call_is_checked_against(tmp_path:
     from pydantic import BaseModel, Field
 
     from selfheal.config import load_settings
-    from selfheal.models.llama_tools import compact_tool, tools_block
+    from selfheal.models.llama_tools import compact_tool, first_sentence, tools_block
     from selfheal.models.local_chat import ChatLlamaCpp
     from selfheal.models.providers import model_identity
 
@@ -159,6 +159,10 @@ def test_compact_tool_descriptions_keep_what_a_call_is_checked_against(tmp_path:
     assert props["unit"]["enum"] == ["MB"] and props["unit"]["description"] == "Memory unit."
     assert short["parameters"]["required"] == ["function_name"]
     assert len(tools_block([compact_tool(long)])) < len(tools_block([long]))
+    # an abbreviation does not end the sentence: the example stays
+    assert first_sentence("Alias name, e.g. live. Never $LATEST.") == "Alias name, e.g. live."
+    assert first_sentence("Order id (i.e. A-1001), etc. see below. More.") == "Order id (i.e. A-1001), etc. see below."
+    assert first_sentence("Compare p50 vs. p99. Then act.") == "Compare p50 vs. p99."
 
     bound = ChatLlamaCpp(model_path="unused.gguf", tool_descriptions="compact").bind_tools([long])
     assert bound.kwargs["tools"][0]["function"]["description"] == "Set a function's memory."  # type: ignore[attr-defined]

@@ -103,10 +103,18 @@ def compact_schema(schema: Any) -> Any:
     return schema
 
 
+#: a sentence ends at . ! or ? before a space, but not after an abbreviation ("e.g.", "i.e.", "vs.", "etc.")
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Za-z]\.[A-Za-z]\.)(?<!\bvs\.)(?<!\betc\.)\s")
+
+
 def first_sentence(text: str, limit: int = 160) -> str:
-    """The first sentence (or line) of ``text``, at most ``limit`` characters."""
+    """The first sentence (or line) of ``text``, at most ``limit`` characters.
+
+    An example in a parameter's description ("Alias name, e.g. live.") is
+    often what a small model copies, so an abbreviation does not end it.
+    """
     text = " ".join(str(text or "").split("\n", 1)[0].split())
-    m = re.search(r"(?<=[.!?])\s", text)
+    m = _SENTENCE_END.search(text)
     head = text[: m.start()] if m else text
     return head if len(head) <= limit else head[: limit - 1].rstrip() + "\u2026"
 
