@@ -4,8 +4,9 @@ Run as a child by tests (``python fake_model_process.py``), so the real
 process-owning code (start, ready line, HTTP, death detection, restart) is
 exercised without llama.cpp. A request whose last user or tool message
 contains ``CRASH:<SIGNAL>`` kills the process with that signal, as a native
-crash in llama.cpp would; ``SLOW:<seconds>`` answers only after that long; every other request gets a plain text answer, or a
-call of the first bound tool when the request requires one.
+crash in llama.cpp would; one containing ``SLOW:<seconds>`` answers only after
+that long; every other request gets a plain text answer, or a call of the
+first bound tool when the request requires one.
 """
 
 from __future__ import annotations
