@@ -21,7 +21,7 @@ from typing import Any
 from selfheal.cheatsheet.guard import ContentGuard
 from selfheal.cheatsheet.model import EntryBase
 
-__all__ = ["context_text_problems", "entry_problems", "text_problems"]
+__all__ = ["context_text_problems", "entry_problems", "example_problems", "text_problems"]
 
 #: Big enough that no file text is refused for its length (the guard skips scanning past 20x this).
 _MAX_CHARS = 1_000_000
@@ -53,12 +53,22 @@ def entry_problems(entry: EntryBase) -> list[tuple[str, str]]:
     return found
 
 
+def _example_texts(example: Any) -> Iterator[tuple[str, str]]:
+    yield "task", example.task
+    yield "trajectory", example.trajectory
+
+
+def example_problems(example: Any) -> list[tuple[str, str]]:
+    """(field, reason) for every text of one few-shot example the guard refuses, as loading its context would."""
+    return [(name, r) for name, text in _example_texts(example) for r in text_problems(text, field=name)]
+
+
 def _context_texts(context: Any) -> Iterator[tuple[tuple[Any, ...], str]]:
     for i, ins in enumerate(context.instructions):
         yield ("instructions", i, "text"), ins.text
     for i, ex in enumerate(context.examples):
-        yield ("examples", i, "task"), ex.task
-        yield ("examples", i, "trajectory"), ex.trajectory
+        for name, text in _example_texts(ex):
+            yield ("examples", i, name), text
     for name, desc in context.tools.items():
         yield ("tools", name), desc
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from selfheal.cheatsheet.disk_guard import text_problems
+from selfheal.cheatsheet.disk_guard import example_problems
 from selfheal.context.model import DemoProvenance
 from selfheal.optimize.demos.model import Attempt, DemoPool, Demonstration, PhaseCost
 from selfheal.optimize.demos.trajectory import build_demonstration
@@ -170,11 +170,8 @@ def demo_refusal(demo: Demonstration) -> str:
     context loader runs the guard over every example, so a demo it refuses
     would stop every run of the variant that carries it.
     """
-    for field, text in (("task", demo.task), ("trajectory", demo.trajectory)):
-        problems = text_problems(text, field=field)
-        if problems:
-            return f"{field}: {problems[0]}"
-    return ""
+    problems = example_problems(demo.to_example())
+    return f"{problems[0][0]}: {problems[0][1]}" if problems else ""
 
 
 def bootstrap_demos(
