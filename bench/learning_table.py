@@ -40,6 +40,7 @@ Manifest (paths relative to the manifest's directory)::
         reason: no train example passed, so there is nothing to bootstrap
 
     python bench/learning_table.py evals/sql_analyst/experiments/learning/columns.yaml [--json] [--output FILE]
+    python bench/learning_table.py <manifest> --run COLUMN   # its test split, live, once: writes its results
 """
 
 from __future__ import annotations
@@ -396,28 +397,63 @@ def to_json(t: LearningTable) -> str:
     return json.dumps(t.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
 
 
-# -- offline replay of a column (used by tests/test_learning_columns_replay.py) ----------
+# -- a column's test run: live (recording) and offline (replaying) ---------------------------
 def replay_column(manifest_path: Path, column_id: str, workdir: Path,
                   *, repo_root: Path = ROOT) -> tuple[ExperimentResult, ExperimentResult]:
     """(recorded, replayed): the column's examples re-evaluated offline from its frozen files and cache.
 
-    A scratch repository under ``workdir`` gets the column's frozen prompts and
-    cheatsheet, the dataset (without caches and experiments) and selfheal.yaml;
-    the eval runs with ``cache_mode: replay`` on the column's cache, so no model
+    The eval runs with ``cache_mode: replay`` on the column's cache, so no model
     and no network is used: a response missing from the cache is a cache miss.
+    """
+    manifest, base = load_manifest(manifest_path)
+    spec = _column(manifest, column_id)
+    if spec.status != "ok" or spec.results is None:
+        raise SelfhealError(f"column {column_id}: no results to replay")
+    recorded = load_results(base / spec.results, spec.side)
+    replayed = evaluate_column(manifest_path, column_id, workdir, cache_mode="replay",
+                               names=[r.name for r in recorded.results], repo_root=repo_root)
+    return recorded, replayed
+
+
+def run_column(manifest_path: Path, column_id: str, workdir: Path, *, cache_mode: str = "auto",
+               repo_root: Path = ROOT) -> ExperimentResult:
+    """Run the column's whole split live from its frozen files, recording into its cache; write ``results``.
+
+    The same scratch repository and settings as :func:`replay_column`, so what
+    is recorded here is exactly what the replay test asks the cache for. The
+    results file is written once (atomically); an existing one is never
+    overwritten: the test split runs once per reported column.
+    """
+    manifest, base = load_manifest(manifest_path)
+    spec = _column(manifest, column_id)
+    if spec.status != "ok" or spec.results is None:
+        raise SelfhealError(f"column {column_id}: give it 'results' (the file this run writes) and no 'status'")
+    target = base / spec.results
+    if target.exists():
+        raise SelfhealError(f"{target}: already recorded (the test split runs once per column)")
+    result = evaluate_column(manifest_path, column_id, workdir, cache_mode=cache_mode, repo_root=repo_root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(target, result.model_dump_json(indent=2) + "\n")
+    return result
+
+
+def evaluate_column(manifest_path: Path, column_id: str, workdir: Path, *, cache_mode: str,
+                    names: list[str] | None = None, repo_root: Path = ROOT) -> ExperimentResult:
+    """Evaluate a column's frozen prompts and cheatsheet on the manifest's split in a scratch repository.
+
+    ``workdir`` gets the frozen prompts and cheatsheet, the dataset (without
+    caches and experiments) and selfheal.yaml, plus the column's overrides and
+    ``model.cache_mode``/``cache_dir`` on the column's cache.
     """
     from selfheal.config import load_settings
     from selfheal.evaluation.evaluate import evaluate
 
     manifest, base = load_manifest(manifest_path)
-    spec = next((c for c in manifest.columns if c.id == column_id), None)
-    if spec is None or spec.status != "ok" or spec.results is None:
-        raise SelfhealError(f"column {column_id}: no results to replay")
+    spec = _column(manifest, column_id)
     if not (spec.prompts and spec.cache):
-        raise SelfhealError(f"column {column_id}: replay needs its frozen 'prompts' and its 'cache'")
+        raise SelfhealError(f"column {column_id}: a test run needs its frozen 'prompts' and its 'cache'")
     agent = agent_of(manifest, base)
     dataset = manifest.dataset or agent
-    recorded = load_results(base / spec.results, spec.side)
     workdir = Path(workdir)
     shutil.copytree(base / spec.prompts, workdir / "prompts" / agent)
     (workdir / "cheatsheet" / agent).mkdir(parents=True, exist_ok=True)
@@ -428,13 +464,20 @@ def replay_column(manifest_path: Path, column_id: str, workdir: Path,
     shutil.copy(repo_root / "selfheal.yaml", workdir / "selfheal.yaml")
     overrides: dict[str, Any] = _merge(spec.overrides, {
         "agent": agent,
-        "model": {"cache_mode": "replay", "cache_dir": str((base / spec.cache).resolve())},
+        "model": {"cache_mode": cache_mode, "cache_dir": str((base / spec.cache).resolve())},
     })
     overrides["model"].setdefault("provider", "local")
     settings = load_settings(workdir, env={}, overrides=overrides)
-    names = [r.name for r in recorded.results]
-    out = evaluate(settings, dataset=dataset, split=manifest.split, names=names, progress=False, save=False)
-    return recorded, out.candidate
+    out = evaluate(settings, dataset=dataset, split=manifest.split, names=names,
+                   progress=cache_mode != "replay", save=False)
+    return out.candidate
+
+
+def _column(manifest: Manifest, column_id: str) -> ColumnSpec:
+    spec = next((c for c in manifest.columns if c.id == column_id), None)
+    if spec is None:
+        raise SelfhealError(f"no column {column_id!r} (columns: {', '.join(c.id for c in manifest.columns)})")
+    return spec
 
 
 def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -452,7 +495,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--group-by", action="append", default=None, metavar="KEY",
                     help="a list-valued example key to group by (repeatable; default: conventions when present)")
     ap.add_argument("--output", type=Path, default=None, help="write to FILE (atomically) instead of stdout")
+    ap.add_argument("--run", metavar="COLUMN", default=None,
+                    help="run COLUMN's split live from its frozen files (the local model, recording into its"
+                         " cache) and write its results file, instead of printing the table")
     args = ap.parse_args(argv)
+    if args.run:
+        return _run(args.manifest, args.run)
     manifests = [args.manifest] if args.manifest else sorted(ROOT.glob(f"evals/*/experiments/learning/{MANIFEST}"))
     if not manifests:
         print(f"no evals/*/experiments/learning/{MANIFEST} yet", file=sys.stderr)
@@ -472,6 +520,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _run(manifest: Path | None, column: str) -> int:
+    import tempfile
+
+    if manifest is None:
+        print("error: --run needs the manifest", file=sys.stderr)
+        return 2
+    try:
+        with tempfile.TemporaryDirectory(prefix="selfheal-column-") as tmp:
+            result = run_column(manifest, column, Path(tmp) / "repo")
+    except SelfhealError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    passed = sum(1 for r in result.results if r.passed)
+    print(f"{column}: {passed}/{len(result.results)} passed", file=sys.stderr)
     return 0
 
 
