@@ -149,6 +149,22 @@ def test_threads_default_to_the_free_cpus(monkeypatch: pytest.MonkeyPatch) -> No
     assert free_cpus() == 1
 
 
+def test_one_model_keeps_one_process_when_the_load_rises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The second run of an eval, with the first model process busy, reuses it (no second process)."""
+    from selfheal.models.local_chat import ChatLlamaCpp, default_threads
+
+    default_threads.cache_clear()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    weights = tmp_path / "model.gguf"
+    weights.write_bytes(b"GGUF")
+    first = ChatLlamaCpp(model_path=str(weights), model_name="m").process_spec()
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.6, 0.0, 0.0))  # the first process generating
+    second = ChatLlamaCpp(model_path=str(weights), model_name="m").process_spec()
+    assert first == second and first.threads == 2
+    default_threads.cache_clear()
+
+
 # -- through the LangChain chat model and a real run ---------------------------------------
 
 

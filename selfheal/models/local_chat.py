@@ -9,6 +9,7 @@ back as one ``ModelError``.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -50,8 +51,15 @@ def llama_cpp_installed() -> bool:
     return importlib.util.find_spec("llama_cpp") is not None
 
 
+@functools.cache
 def default_threads() -> int:
-    """Threads for the model process: the CPUs not already busy (see ``local_process.free_cpus``)."""
+    """Threads for the model processes: the CPUs not busy when the first one starts (``local_process.free_cpus``).
+
+    Decided once per selfheal process: the thread count is part of a process's
+    spec, so a default that followed the load average gave the second run of an
+    eval (the first model process now busy) another spec, and a second model
+    process, competing with the first for the same cores.
+    """
     from selfheal.models.local_process import free_cpus
 
     return free_cpus()
