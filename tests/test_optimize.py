@@ -51,6 +51,11 @@ def test_learned_lesson_that_validates_is_applied_and_the_user_tree_untouched_un
     assert path.startswith("cheatsheet/failure_patterns/")
     assert report.decision is not None and report.decision.passed
     assert "<!-- selfheal-eval -->" in report.report_markdown
+    # What learning cost, per phase: the train run's calls include the learner's (reflector, curator)
+    phases = {p.phase: p for p in report.cost.rows()}
+    assert phases["learn"].runs == 1 and phases["learn"].model_calls == len(wrong_fix_script()) + 2
+    assert phases["validate"].runs == 2 and phases["total"].wall_s > 0
+    assert "### Cost" in report.report_markdown and "| learn | 1 |" in report.report_markdown
     # Without --apply the user's cheatsheet is exactly as it was.
     assert entry_files(repo / "cheatsheet") == before
 

@@ -193,6 +193,7 @@ def _run(ctx: click.Context, session: object, settings: object, *, dataset: str 
             "pr": getattr(report.publish, "pr_url", None) if report.publish else None,
             "published": report.publish.model_dump(exclude={"body"}) if report.publish is not None else None,
             "reason": reason,
+            "cost": report.cost.to_dict() if report.cost is not None else [],
         }, indent=2, default=str))
     else:
         click.echo(f"train: {sum(r.success for r in report.train)}/{len(report.train)} succeeded")

@@ -9,9 +9,10 @@ call they make); agent runs by their experiment results (steps and tokens).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from langchain_core.callbacks import BaseCallbackHandler
@@ -86,6 +87,30 @@ class CostMeter(BaseCallbackHandler):
             ph.model_calls += max(int(r.steps), 0)
             ph.prompt_tokens += int(r.prompt_tokens)
             ph.completion_tokens += int(r.completion_tokens or max(r.total_tokens - r.prompt_tokens, 0))
+
+    def add_traces(self, store_path: Path, run_ids: Sequence[str], phase: str | None = None) -> None:
+        """Count traced runs: every model call of their traces (the agent's and its online learner's).
+
+        An online-learning run reflects and curates inside the graph, with the
+        agent's model, so its experiment row (agent steps) misses those calls;
+        the local trace store has them all, one ``llm`` run each.
+        """
+        from selfheal.tracing.store import LocalTraceStore
+
+        ph = self._phase(phase)
+        if not run_ids or not store_path.exists():
+            return
+        with LocalTraceStore(store_path) as store:
+            for run_id in run_ids:
+                runs = store.get_trace(run_id)
+                if runs:
+                    ph.runs += 1
+                for run in runs:
+                    if run.run_type != "llm":
+                        continue
+                    ph.model_calls += 1
+                    ph.prompt_tokens += int(run.prompt_tokens or 0)
+                    ph.completion_tokens += int(run.completion_tokens or 0)
 
     @property
     def total(self) -> PhaseCost:

@@ -50,6 +50,7 @@ class OptimizeReport:
     report_markdown: str = ""
     applied: bool = False
     publish: Any = None  # selfheal.gitops.publish.PublishResult
+    cost: Any = None  # selfheal.optimize.cost.CostMeter: learn, validate
 
     @property
     def train_success_rate(self) -> float:
@@ -169,6 +170,7 @@ def optimize(
     from selfheal.evaluation.gate import GateConfig, decide
     from selfheal.evaluation.report import to_markdown
     from selfheal.evaluation.runner import run_experiment
+    from selfheal.optimize.cost import CostMeter
     from selfheal.optimize.offline import _write_working_tree, changed_files
 
     plan = None
@@ -192,7 +194,10 @@ def optimize(
         else:
             learned_dir.mkdir()
         learn_settings = scratch_settings(settings, learned_dir, work / "state", learning=True)
-        runs = learn_on_split(learn_settings, train, epochs=epochs, model_factory=model_factory, on_run=on_run)
+        meter = CostMeter()
+        with meter.phase("learn"):
+            runs = learn_on_split(learn_settings, train, epochs=epochs, model_factory=model_factory, on_run=on_run)
+        meter.add_traces(settings.trace_store_path, [r.run_id for r in runs if r.run_id], "learn")
         summary = [line for r in runs for line in r.learned]
         summary += fold_counters(learn_settings, learned_dir)
         if keep_dir is not None:  # a copy of what was learned, whatever the gate says (for review)
@@ -203,23 +208,27 @@ def optimize(
         markdown = ""
         if files:
             frozen = scratch_settings(settings, learned_dir, work / "state-eval", learning=False)
-            baseline = run_experiment(
-                settings, ds, split=validate_split, names=validate_names, jobs=jobs,
-                model_factory=model_factory, progress=progress, git_ref="seed cheatsheet",
-                experiment_name=f"optimize-{ds.name}-{validate_split}-seed-{stamp}",
-            )
-            candidate = run_experiment(
-                frozen, ds, split=validate_split, names=validate_names, jobs=jobs,
-                model_factory=model_factory, progress=progress, git_ref="learned cheatsheet",
-                experiment_name=f"optimize-{ds.name}-{validate_split}-learned-{stamp}",
-            )
+            with meter.phase("validate"):
+                baseline = run_experiment(
+                    settings, ds, split=validate_split, names=validate_names, jobs=jobs,
+                    model_factory=model_factory, progress=progress, git_ref="seed cheatsheet",
+                    experiment_name=f"optimize-{ds.name}-{validate_split}-seed-{stamp}",
+                )
+                candidate = run_experiment(
+                    frozen, ds, split=validate_split, names=validate_names, jobs=jobs,
+                    model_factory=model_factory, progress=progress, git_ref="learned cheatsheet",
+                    experiment_name=f"optimize-{ds.name}-{validate_split}-learned-{stamp}",
+                )
+            meter.add_experiment(baseline, "validate")
+            meter.add_experiment(candidate, "validate")
             comparison = compare(baseline, candidate)
             decision = decide(comparison, GateConfig.from_settings(settings))
             markdown = to_markdown(comparison=comparison, decision=decision)
             if reason:
                 markdown = f"- trigger: {reason}\n\n{markdown}"
+            markdown += f"\n\n### Cost\n\n{meter.markdown()}\n"
 
-        report = OptimizeReport(runs, files, summary, comparison, decision, markdown)
+        report = OptimizeReport(runs, files, summary, comparison, decision, markdown, cost=meter)
         accepted = bool(files) and (decision is None or decision.passed)
         if accepted and publish:
             from selfheal.gitops.changeset import ChangeSet, EvalSummary, FileChange
