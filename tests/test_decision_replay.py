@@ -22,18 +22,18 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = sorted((REPO / "bench" / "results" / "decisions").glob("*.json"))
 
 
-def _protocols() -> dict[str, dict[str, object]]:
-    """compare.py's protocol table (one definition: the bench script's)."""
+def _compare_module():  # type: ignore[no-untyped-def]
+    """bench/decisions/compare.py, loaded as a module (it is a script, not a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("decision_compare", REPO / "bench" / "decisions" / "compare.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return dict(module.PROTOCOLS)
+    return module
 
 
-PROTOCOLS = _protocols()
+PROTOCOLS = dict(_compare_module().PROTOCOLS)  # compare.py's protocol table (one definition: the bench script's)
 
 pytestmark = pytest.mark.skipif(not RESULTS, reason="no committed protocol comparison")
 
@@ -57,3 +57,19 @@ def test_every_recorded_decision_replays_to_the_same_verdict(result: Path) -> No
         assert (decision.tool, score.correct) == (recorded.decision.tool, recorded.correct), recorded.probe_id
         replayed += 1
     assert replayed >= len(report.scores) // 2
+
+
+@pytest.mark.parametrize("result", RESULTS[:1], ids=lambda p: p.stem)
+def test_a_narrower_rerun_keeps_the_other_decisions_and_their_time(result: Path, tmp_path: Path) -> None:
+    """``compare.py --agents X`` merges into the saved report: every decision's time stays counted."""
+    compare = _compare_module()
+    saved = ProbeReport.model_validate_json(result.read_text())
+    rerun_ids = {s.probe_id for s in saved.scores[:3]}
+    rerun = saved.model_copy(update={"scores": saved.scores[:3], "wall_seconds": 12.0})
+    path = tmp_path / result.name
+    path.write_text(result.read_text())
+    merged = compare._merged(rerun, path)
+    assert sorted(s.probe_id for s in merged.scores) == sorted(s.probe_id for s in saved.scores)
+    kept = sum(s.decision.seconds for s in saved.scores if s.probe_id not in rerun_ids)
+    assert merged.wall_seconds == pytest.approx(12.0 + kept, abs=0.1)
+    assert merged.wall_seconds > rerun.wall_seconds

@@ -114,13 +114,19 @@ def on_common_probes(reports: dict[str, ProbeReport]) -> dict[str, ProbeReport]:
 
 
 def _merged(rep: ProbeReport, path: Path) -> ProbeReport:
-    """``rep`` plus the decisions an earlier run saved at ``path`` for probes ``rep`` did not decide."""
+    """``rep`` plus the decisions an earlier run saved at ``path`` for probes ``rep`` did not decide.
+
+    Its ``wall_seconds`` is this run's plus the kept decisions' own seconds, so
+    the report's time covers every decision it holds (not only the new run's).
+    """
     if not path.is_file():
         return rep
     old = ProbeReport.model_validate_json(path.read_text())
     mine = {s.probe_id for s in rep.scores}
-    scores = [s for s in old.scores if s.probe_id not in mine] + rep.scores
-    return rep.model_copy(update={"scores": scores, "summaries": summarize_groups(scores)})
+    kept = [s for s in old.scores if s.probe_id not in mine]
+    scores = kept + rep.scores
+    wall = round(rep.wall_seconds + sum(s.decision.seconds for s in kept), 1)
+    return rep.model_copy(update={"scores": scores, "summaries": summarize_groups(scores), "wall_seconds": wall})
 
 
 def main() -> None:
