@@ -117,6 +117,26 @@ def test_a_proposed_id_for_a_new_entry_is_ignored_and_the_task_type_defaults_to_
     assert load_entry(change.path, cheatsheet_dir).task_type == "lambda_timeout"
 
 
+@pytest.mark.parametrize(("proposed", "filed"), [("database_error", "lambda_timeout"), ("general", "general"),
+                                                ("lambda_timeout", "lambda_timeout")])
+def test_a_new_entry_is_filed_where_runs_of_its_task_type_will_retrieve_it(
+    cheatsheet_dir: Path, proposed: str, filed: str,
+) -> None:
+    """An invented task type would hide the lesson from every run: it is filed under the run's (or general)."""
+    from selfheal.cheatsheet.ranking import retrieve_entries
+    from selfheal.models.embeddings import FakeEmbedder
+
+    sheet = load_cheatsheet(cheatsheet_dir)
+    batch = curate(ScriptedChatModel([curator_json(LESSON_ADD | {"task_type": proposed})]), REFLECTION, _digest(), sheet)
+    result = apply_operations(cheatsheet_dir, batch, source_runs=["r1"], existing=sheet)
+    (change,) = result.changes
+    assert load_entry(change.path, cheatsheet_dir).task_type == filed
+    # a new lesson is a candidate: the next run of the task type gets it in its candidate slot
+    shown = retrieve_entries(load_cheatsheet(cheatsheet_dir), _digest().task, task_type="lambda_timeout", top_k=3,
+                             embedder=FakeEmbedder(), min_similarity=-1.0)
+    assert [r.entry.id for r in shown if r.candidate] == [change.entry_id]
+
+
 def test_the_decoding_schema_admits_valid_operations_and_nothing_else() -> None:
     """The grammar a local model decodes under: wrong fields or unseen ids cannot be produced."""
     jsonschema = pytest.importorskip("jsonschema")

@@ -250,8 +250,11 @@ def screen_operations(
     Ops on ids the Curator was not shown are rejected one by one (they cannot
     apply); the rest must form a valid batch, else the whole reply is rejected
     (:class:`CurationRejected`: a reply that breaks the schema is not trusted
-    in part). An ADD's proposed ``id`` is dropped (code assigns ids) and a
-    missing ``task_type`` defaults to the run's.
+    in part). An ADD's proposed ``id`` is dropped (code assigns ids) and its
+    ``task_type`` is the run's unless it says ``general``: retrieval shows an
+    entry only to runs of its own task type (or to all, for ``general``), and a
+    small Curator invents types (``database_error`` for a lesson from a
+    ``revenue`` run), which filed the lesson where no run would ever see it.
     """
     from selfheal.cheatsheet.ops import parse_operations
 
@@ -276,7 +279,10 @@ def screen_operations(
             if "id" in op:
                 log.info("curator: dropped the id %r proposed for a new entry (ids are assigned by code)", op["id"])
                 op.pop("id")
-            if not op.get("task_type") and task_type:
+            proposed = str(op.get("task_type") or "").strip()
+            if task_type and proposed not in (task_type, "general"):
+                if proposed:
+                    log.info("curator: filed a new entry under the run's task type %r, not %r", task_type, proposed)
                 op["task_type"] = task_type
         kept.append(op)
     return parse_operations({"operations": kept}), rejected
