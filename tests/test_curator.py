@@ -164,3 +164,17 @@ def test_the_decoding_schema_admits_valid_operations_and_nothing_else() -> None:
     for op in bad:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({"operations": [op]}, schema)
+
+
+@pytest.mark.parametrize(("runs_types", "proposed", "filed"), [
+    (["revenue", "staff"], "database_error", "general"),   # several types, none named: shown to all (on a match)
+    (["revenue", "staff"], "staff", "staff"),
+    (["revenue"], "database_query_failure", "revenue"),
+])
+def test_a_batch_of_runs_files_new_entries_under_one_of_its_task_types(
+    runs_types: list[str], proposed: str, filed: str,
+) -> None:
+    from selfheal.optimize.curator import screen_operations
+
+    batch, rejected = screen_operations([LESSON_ADD | {"task_type": proposed}], set(), task_type=runs_types)
+    assert not rejected and [op.task_type for op in batch.operations] == [filed]

@@ -149,12 +149,11 @@ def propose_deltas(
         runs = [r for r in op.runs if r in known] or default_runs
         proposal.context_ops.append(op.model_copy(update={"runs": runs}))
     proposal.rejected += [f"{item.get('op', '?') if isinstance(item, dict) else '?'}: {why}" for item, why in bad]
-    task_type = batch.task_types[0] if len(batch.task_types) == 1 else None
     sheet_runs = [[r for r in (item.get("runs") or []) if r in known] if isinstance(item, dict) else []
                   for item in raw_sheet]
     cleaned = [{k: v for k, v in item.items() if k != "runs"} if isinstance(item, dict) else item for item in raw_sheet]
     try:
-        batch_ops, rejected = screen_operations(cleaned, {e.id for e in entries}, task_type=task_type)
+        batch_ops, rejected = screen_operations(cleaned, {e.id for e in entries}, task_type=batch.task_types)
     except Exception as exc:
         proposal.rejected.append(f"cheatsheet operations: {getattr(exc, 'reason', exc)}")
         return proposal
@@ -201,7 +200,7 @@ def lessons_as_entries(reflection: BatchReflection, batch: ReflectionBatch) -> C
     if not raw:
         return proposal
     try:
-        ops, rejected = screen_operations(raw, set())
+        ops, rejected = screen_operations(raw, set(), task_type=batch.task_types)
     except Exception as exc:
         proposal.rejected.append(f"lessons as entries: {getattr(exc, 'reason', exc)}")
         return proposal

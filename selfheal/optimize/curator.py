@@ -243,7 +243,7 @@ class CuratorOutput:
 
 
 def screen_operations(
-    raw_ops: Any, shown_ids: set[str], *, task_type: str | None = None
+    raw_ops: Any, shown_ids: set[str], *, task_type: str | Sequence[str] | None = None
 ) -> tuple[Any, list[tuple[dict[str, Any], str]]]:
     """(OperationBatch, rejected (op, reason)) from the Curator's ``operations`` list.
 
@@ -251,15 +251,19 @@ def screen_operations(
     apply); the rest must form a valid batch, else the whole reply is rejected
     (:class:`CurationRejected`: a reply that breaks the schema is not trusted
     in part). An ADD's proposed ``id`` is dropped (code assigns ids) and its
-    ``task_type`` is the run's unless it says ``general``: retrieval shows an
-    entry only to runs of its own task type (or to all, for ``general``), and a
-    small Curator invents types (``database_error`` for a lesson from a
-    ``revenue`` run), which filed the lesson where no run would ever see it.
+    ``task_type`` must be one of the runs' (``task_type``: the run's, or the
+    batch's runs' types) or ``general``; anything else becomes the runs' type
+    (``general`` when they had several): retrieval shows an entry only to runs
+    of its own task type (or to all, for ``general``), and a small Curator
+    invents types (``database_error`` for a lesson from a ``revenue`` run),
+    which filed the lesson where no run would ever see it.
     """
     from selfheal.cheatsheet.ops import parse_operations
 
     if not isinstance(raw_ops, list):
         raise reject(f"'operations' must be a list, got {type(raw_ops).__name__}")
+    allowed = [task_type] if isinstance(task_type, str) else list(task_type or [])
+    fallback = allowed[0] if len(allowed) == 1 else "general"
     kept: list[Any] = []
     rejected: list[tuple[dict[str, Any], str]] = []
     for item in raw_ops:
@@ -280,10 +284,10 @@ def screen_operations(
                 log.info("curator: dropped the id %r proposed for a new entry (ids are assigned by code)", op["id"])
                 op.pop("id")
             proposed = str(op.get("task_type") or "").strip()
-            if task_type and proposed not in (task_type, "general"):
+            if allowed and proposed not in (*allowed, "general"):
                 if proposed:
-                    log.info("curator: filed a new entry under the run's task type %r, not %r", task_type, proposed)
-                op["task_type"] = task_type
+                    log.info("curator: filed a new entry under %r, not %r (no run of that type)", fallback, proposed)
+                op["task_type"] = fallback
         kept.append(op)
     return parse_operations({"operations": kept}), rejected
 
