@@ -197,6 +197,24 @@ def test_a_collapsing_variant_is_rejected_with_its_reason_and_nothing_is_propose
     assert LESSON not in (lambda_repo / "prompts" / "lambda_ops" / "context.yaml").read_text()
 
 
+def test_when_every_reflection_fails_the_report_says_so_not_that_no_variant_won(lambda_repo: Path) -> None:
+    """A Reflector that times out on every batch is a model problem, named as such (not a verdict on the method)."""
+    from selfheal.errors import ModelError
+
+    def timing_out(messages: list[BaseMessage]) -> AIMessage:
+        raise ModelError("the local model did not answer within 180 s (model.timeout_s)")
+
+    settings = load_settings(lambda_repo, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none"})
+    script = LessonSensitive(always={"timeout_pdf_renderer"})
+    report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([script], repeat=True),
+                              reflector_model=ScriptedChatModel([timing_out], repeat=True),
+                              curator_model=Role(REFLECTION).model(), epochs=1)
+    assert not report.proposed and not report.variants
+    (reason,) = report.reasons
+    assert reason.startswith("no variant to score:") and "did not answer within 180 s" in reason, reason
+    assert "### Problems on the way" in report.markdown and "reflection failed" in report.markdown
+
+
 # -- sql_analyst: ground truth (gold SQL + result), not significant -> says why ----------------
 
 SQL_TRAIN = ["customers_active_buyers_fy2025", "customers_by_region"]

@@ -405,11 +405,19 @@ def optimize_context(
                 rec.kept = rec.name == best_variant.name
             report.best = best_variant.name
             if best_mat is None:
-                report.reasons.append(
-                    f"no variant beat the current context on the {dev_split} split "
-                    f"(current {report.baseline_dev:.0%}; {len(report.variants)} variant(s) tried, "
-                    f"{sum(1 for v in report.variants if v.problems)} rejected)"
-                )
+                failed = [e.split(": ", 1)[1] for e in report.errors
+                          if ": reflection failed: " in e or ": curation failed: " in e]
+                if failed and not report.variants:  # not a verdict on the method: its learning calls failed
+                    report.reasons.append(
+                        f"no variant to score: {len(failed)} learning call(s) failed and none produced a delta "
+                        f"({failed[0]})"
+                    )
+                else:
+                    report.reasons.append(
+                        f"no variant beat the current context on the {dev_split} split "
+                        f"(current {report.baseline_dev:.0%}; {len(report.variants)} variant(s) tried, "
+                        f"{sum(1 for v in report.variants if v.problems)} rejected)"
+                    )
                 report.markdown = render_markdown(report)
                 return report
             report.changes = list(best_mat.lines)
@@ -526,6 +534,8 @@ def render_markdown(report: ContextOptReport) -> str:
     lines += [f"- proposed: {'yes' if report.proposed else 'no'}"] + [f"- {r}" for r in report.reasons]
     if report.comparison is not None:
         lines += ["", to_markdown(comparison=report.comparison, decision=report.decision)]
+    if report.errors:
+        lines += ["", "### Problems on the way", ""] + [f"- {e}" for e in report.errors]
     if report.cost is not None:
         lines += ["", "### Cost", "", report.cost.markdown()]
     return "\n".join(lines) + "\n"
