@@ -37,6 +37,9 @@ class RoleModelSettings(_Section):
     api_key: SecretStr | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(None, ge=1, le=32768)
+    #: a Reflector reading a batch of whole trajectories takes longer than one agent step: on 2 CPU
+    #: cores the embedded model needs more than the agent's 180 s for the prompt of a batch of four
+    timeout_s: float | None = Field(None, gt=0)
 
 
 class RoleSettings(_Section):

@@ -362,6 +362,17 @@ def test_a_role_model_is_the_agents_model_with_the_role_keys_laid_over(tmp_path:
     assert role_identity(settings, "reflector").startswith("local:")
 
 
+def test_a_learning_role_may_wait_longer_than_an_agent_step(tmp_path: Path) -> None:
+    """The same local model as the agent, with the longer timeout its batch prompts need."""
+    from selfheal.optimize.roles import role_identity, role_settings
+
+    (tmp_path / "selfheal.yaml").write_text("model: {provider: local, timeout_s: 180, roles: {reflector: {timeout_s: 900}}}\n")
+    settings = load_settings(tmp_path, env={})
+    assert role_settings(settings, "reflector").model.timeout_s == 900
+    assert role_settings(settings, "curator").model.timeout_s == settings.model.timeout_s == 180
+    assert role_identity(settings, "reflector") == role_identity(settings, "curator")  # same model, same cache
+
+
 def test_stored_runs_never_include_held_out_examples_or_the_optimizers_own_runs(lambda_repo: Path) -> None:
     from datetime import UTC, datetime
 
