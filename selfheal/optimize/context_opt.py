@@ -91,6 +91,7 @@ class ContextOptReport:
     proposed: bool = False
     reasons: list[str] = field(default_factory=list)  # why nothing was proposed (empty when proposed)
     errors: list[str] = field(default_factory=list)
+    failed_calls: list[str] = field(default_factory=list)  # Reflector/Curator calls that failed (model errors)
     files: dict[str, str | None] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
     cost: Any = None  # selfheal.optimize.cost.CostMeter
@@ -346,6 +347,7 @@ def optimize_context(
                             reflection = reflect_batch(role_model("reflector"), batch, config=role_config("reflector"))
                         except SelfhealError as exc:
                             report.errors.append(f"epoch {epoch}: reflection failed: {exc.message}")
+                            report.failed_calls.append(exc.message)
                             continue
                     for entry_id, tag in reflection.entry_tags.items():
                         h = tag_evidence.setdefault(entry_id, [0, 0])
@@ -358,6 +360,7 @@ def optimize_context(
                                                       [t for t, _ in tools], config=role_config("curator"))
                         except SelfhealError as exc:
                             report.errors.append(f"epoch {epoch}: curation failed: {exc.message}")
+                            report.failed_calls.append(exc.message)
                             continue
                     report.errors += [f"epoch {epoch}: rejected op {r}" for r in proposal.rejected]
                     if proposal.empty:
@@ -405,12 +408,10 @@ def optimize_context(
                 rec.kept = rec.name == best_variant.name
             report.best = best_variant.name
             if best_mat is None:
-                failed = [e.split(": ", 1)[1] for e in report.errors
-                          if ": reflection failed: " in e or ": curation failed: " in e]
-                if failed and not report.variants:  # not a verdict on the method: its learning calls failed
+                if report.failed_calls and not report.variants:  # not a verdict on the method: its calls failed
                     report.reasons.append(
-                        f"no variant to score: {len(failed)} learning call(s) failed and none produced a delta "
-                        f"({failed[0]})"
+                        f"no variant to score: {len(report.failed_calls)} learning call(s) failed and none produced "
+                        f"a delta ({report.failed_calls[0]})"
                     )
                 else:
                     report.reasons.append(
