@@ -197,6 +197,20 @@ def test_a_collapsing_variant_is_rejected_with_its_reason_and_nothing_is_propose
     assert LESSON not in (lambda_repo / "prompts" / "lambda_ops" / "context.yaml").read_text()
 
 
+def test_an_epoch_that_proposes_the_same_deltas_again_is_not_scored_twice(lambda_repo: Path) -> None:
+    """At temperature 0 an epoch that changed nothing re-reflects the same runs the same way: no second dev run."""
+    settings = load_settings(lambda_repo, env={"SELFHEAL_EMBEDDINGS_PROVIDER": "none"},
+                             overrides={"optimize": {"patience": 3}})
+    script = LessonSensitive(always={"timeout_pdf_renderer"})
+    report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([script], repeat=True),
+                              reflector_model=Role(REFLECTION).model(), curator_model=Role(NOOP).model(), epochs=2)
+    assert [(v.name, v.epoch, v.dev_n) for v in report.variants][:2]  # dev_n 0: never scored == [("v1", 1, 1), ("v2", 2, 0)]
+    assert report.variants[1].status == "rejected"
+    assert report.variants[1].problems == ["the same deltas as v1, already scored on dev"]
+    assert sum(p.runs for p in report.cost.rows() if p.phase == "select") == 2  # the current context, v1
+    assert not report.proposed
+
+
 def test_when_every_reflection_fails_the_report_says_so_not_that_no_variant_won(lambda_repo: Path) -> None:
     """A Reflector that times out on every batch is a model problem, named as such (not a verdict on the method)."""
     from selfheal.errors import ModelError

@@ -320,6 +320,7 @@ def optimize_context(
             best_mat: Materialized | None = None
             stale = 0
             count = 0
+            scored: dict[tuple[str, ...], str] = {}  # a variant's deltas -> the variant that had them
             stop = False
             collected_with = "current"
             for epoch in range(1, epochs + 1):
@@ -382,6 +383,12 @@ def optimize_context(
                                               base_size=base_size, evidence=evidence_ids, now=now)
                     if best_mat is not None and mat.ok and not _applied_beyond(mat, best_mat):
                         mat.problems.append("changes nothing beyond its parent: every new delta was rejected")
+                    # at temperature 0 an epoch that changed nothing reflects the same runs the same way
+                    same = scored.get(tuple(sorted(mat.lines)))
+                    if mat.ok and same is not None:
+                        mat.problems.append(f"the same deltas as {same}, already scored on {dev_split}")
+                    elif mat.ok:
+                        scored[tuple(sorted(mat.lines))] = candidate.name
                     rec = VariantRecord(candidate.name, candidate.parent, epoch, mat.lines, mat.rejected_ops,
                                         mat.problems, runs=candidate.runs)
                     report.variants.append(rec)
