@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.learning_table import load_manifest, replay_column
+from bench.learning_table import load_manifest, load_results, replay_column, run_column
 from selfheal.evaluation.results import ExperimentResult
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,3 +123,33 @@ columns:
     recorded, replayed = replay_column(study / "columns.yaml", "seed", tmp_path / "repo")
     assert sorted(r.passed for r in replayed.results) == [False, True]
     assert_same_verdicts(recorded, replayed)
+
+
+SQL_STUDY = REPO / "evals" / "sql_analyst" / "experiments" / "learning"
+
+
+@pytest.mark.skipif(not (SQL_STUDY / "seed" / "test.json").is_file(), reason="no committed sql_analyst table")
+def test_a_columns_test_run_writes_its_results_once(tmp_path: Path) -> None:
+    """``learning_table.py --run``: the same scratch repository as the replay; a recorded column is never rerun."""
+    pytest.importorskip("sql_analyst")
+    from selfheal.errors import SelfhealError
+
+    study = tmp_path / "evals" / "sql_analyst" / "experiments" / "learning"
+    study.mkdir(parents=True)
+    (study / "columns.yaml").write_text(f"""\
+agent: sql_analyst
+columns:
+  - id: seed
+    results: seed/test.json
+    prompts: {SQL_STUDY / 'seed' / 'prompts'}
+    cheatsheet: {SQL_STUDY / 'seed' / 'cheatsheet'}
+    cache: {SQL_STUDY / 'replay'}
+""")
+    ran = run_column(study / "columns.yaml", "seed", tmp_path / "run1", cache_mode="replay")
+    written = load_results(study / "seed" / "test.json")
+    recorded = load_results(SQL_STUDY / "seed" / "test.json")
+    assert [(r.name, r.passed) for r in written.results] == [(r.name, r.passed) for r in ran.results]
+    assert_same_verdicts(recorded, written)
+    with pytest.raises(SelfhealError, match="already recorded"):
+        run_column(study / "columns.yaml", "seed", tmp_path / "run2", cache_mode="replay")
+
