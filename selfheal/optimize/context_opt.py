@@ -100,6 +100,16 @@ class ContextOptReport:
     publish: Any = None
     reason: str | None = None  # why it ran (``--reason``: a user request, or "schedule")
 
+    def add_error(self, message: str, *, failed_call: str | None = None) -> None:
+        """Record a problem on the way, redacted: model errors and rejected operations quote model
+        output, and the report goes to stdout, the PR body and ``optimize-runs.jsonl``."""
+        from selfheal.redact import make_redactor
+
+        redact = make_redactor().redact_text
+        self.errors.append(redact(message))
+        if failed_call is not None:
+            self.failed_calls.append(redact(failed_call))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "dataset": self.dataset, "roles": self.roles, "train": {"passed": self.train_passed, "n": self.train_n},
@@ -276,7 +286,7 @@ def optimize_context(
                     ex = ds.get(r.name)
                     digest = digest_from_store(store, r.run_id, reference=ex.success if ex else None, cheatsheet=sheet)
                 except SelfhealError as exc:
-                    report.errors.append(f"run {r.run_id}: {exc.message}")
+                    report.add_error(f"run {r.run_id}: {exc.message}")
                     continue
                 out.append(RunEvidence(digest, r.name, truths.get(r.name)))
             if label == "current":
@@ -296,7 +306,7 @@ def optimize_context(
                     try:
                         digest = digest_from_store(store, run_id, cheatsheet=sheet)
                     except SelfhealError as exc:
-                        report.errors.append(f"run {run_id}: {exc.message}")
+                        report.add_error(f"run {run_id}: {exc.message}")
                         continue
                     stored.append(RunEvidence(digest, scenario, truths.get(scenario) if scenario else None))
             report.evidence_runs = len(evidence) + len(stored)
@@ -347,8 +357,8 @@ def optimize_context(
                         try:
                             reflection = reflect_batch(role_model("reflector"), batch, config=role_config("reflector"))
                         except SelfhealError as exc:
-                            report.errors.append(f"epoch {epoch}: reflection failed: {exc.message}")
-                            report.failed_calls.append(exc.message)
+                            report.add_error(f"epoch {epoch}: reflection failed: {exc.message}",
+                                             failed_call=exc.message)
                             continue
                     for entry_id, tag in reflection.entry_tags.items():
                         h = tag_evidence.setdefault(entry_id, [0, 0])
@@ -360,10 +370,11 @@ def optimize_context(
                             proposal = propose_deltas(role_model("curator"), reflection, batch, best_ctx, entries,
                                                       [t for t, _ in tools], config=role_config("curator"))
                         except SelfhealError as exc:
-                            report.errors.append(f"epoch {epoch}: curation failed: {exc.message}")
-                            report.failed_calls.append(exc.message)
+                            report.add_error(f"epoch {epoch}: curation failed: {exc.message}",
+                                             failed_call=exc.message)
                             continue
-                    report.errors += [f"epoch {epoch}: rejected op {r}" for r in proposal.rejected]
+                    for r in proposal.rejected:
+                        report.add_error(f"epoch {epoch}: rejected op {r}")
                     if proposal.empty:
                         continue
                     count += 1
@@ -375,9 +386,9 @@ def optimize_context(
                     if not _applied_beyond(mat, best_mat):
                         fallback = lessons_as_entries(reflection, batch)
                         if not fallback.empty:  # the Curator's deltas changed nothing: keep the lessons instead
-                            report.errors.append(f"{candidate.name}: the Curator's {len(mat.rejected_ops)} "
-                                                 "operation(s) changed nothing; the Reflector's lessons were "
-                                                 "proposed as entries instead")
+                            report.add_error(f"{candidate.name}: the Curator's {len(mat.rejected_ops)} "
+                                             "operation(s) changed nothing; the Reflector's lessons were "
+                                             "proposed as entries instead")
                             candidate = best_variant.extend(fallback, candidate.name)
                             mat = materialize(settings, candidate, work / f"{candidate.name}-lessons", tools=tools,
                                               base_size=base_size, evidence=evidence_ids, now=now)
