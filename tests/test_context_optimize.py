@@ -204,7 +204,8 @@ def test_an_epoch_that_proposes_the_same_deltas_again_is_not_scored_twice(lambda
     script = LessonSensitive(always={"timeout_pdf_renderer"})
     report = optimize_context(settings, model_factory=lambda: ScriptedChatModel([script], repeat=True),
                               reflector_model=Role(REFLECTION).model(), curator_model=Role(NOOP).model(), epochs=2)
-    assert [(v.name, v.epoch, v.dev_n) for v in report.variants][:2]  # dev_n 0: never scored == [("v1", 1, 1), ("v2", 2, 0)]
+    # dev_n 0: v2 was never scored
+    assert [(v.name, v.epoch, v.dev_n) for v in report.variants][:2] == [("v1", 1, 1), ("v2", 2, 0)]
     assert report.variants[1].status == "rejected"
     assert report.variants[1].problems == ["the same deltas as v1, already scored on dev"]
     assert sum(p.runs for p in report.cost.rows() if p.phase == "select") == 2  # the current context, v1
