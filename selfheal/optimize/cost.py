@@ -95,6 +95,7 @@ class CostMeter(BaseCallbackHandler):
         agent's model, so its experiment row (agent steps) misses those calls;
         the local trace store has them all, one ``llm`` run each.
         """
+        from selfheal.tracing.analysis import run_tokens
         from selfheal.tracing.store import LocalTraceStore
 
         ph = self._phase(phase)
@@ -109,8 +110,9 @@ class CostMeter(BaseCallbackHandler):
                     if run.run_type != "llm":
                         continue
                     ph.model_calls += 1
-                    ph.prompt_tokens += int(run.prompt_tokens or 0)
-                    ph.completion_tokens += int(run.completion_tokens or 0)
+                    prompt, completion, _ = run_tokens(run) or (0, 0, 0)
+                    ph.prompt_tokens += prompt
+                    ph.completion_tokens += completion
 
     @property
     def total(self) -> PhaseCost:

@@ -47,6 +47,7 @@ __all__ = [
     "TraceSource",
     "analyze",
     "error_signature",
+    "run_tokens",
     "tool_failure",
 ]
 
@@ -260,7 +261,8 @@ def _usage_from_outputs(outputs: Mapping[str, Any] | None) -> tuple[int, int, in
     return None
 
 
-def _tokens_of(run: RunRecord) -> tuple[int, int, int] | None:
+def run_tokens(run: RunRecord) -> tuple[int, int, int] | None:
+    """(prompt, completion, total) tokens of a run: its own fields, else an ``llm`` run's output usage."""
     if run.total_tokens is not None:
         return run.prompt_tokens or 0, run.completion_tokens or 0, run.total_tokens
     if run.run_type == "llm":
@@ -300,7 +302,7 @@ class _Trace:
             False if root.status == "error" else None
         )
         self.task_type = str(md.get("task_type") or "unknown")
-        self.tokens = _tokens_of(root)
+        self.tokens = run_tokens(root)
         self.tools: list[RunRecord] = []
         self.errors: list[tuple[str, str]] = []  # (run name, raw message)
 
@@ -351,7 +353,7 @@ def analyze(
             summed: dict[UUID, list[int]] = defaultdict(lambda: [0, 0, 0])
             for run in source.list_runs(project, run_type="llm", is_root=False, since=lo, until=hi, limit=None):
                 t = traces.get(run.trace_id)
-                usage = _tokens_of(run)
+                usage = run_tokens(run)
                 if t is not None and t.tokens is None and usage is not None:
                     acc = summed[run.trace_id]
                     for i in range(3):
