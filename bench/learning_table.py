@@ -410,8 +410,8 @@ def replay_column(manifest_path: Path, column_id: str, workdir: Path,
     if spec.status != "ok" or spec.results is None:
         raise SelfhealError(f"column {column_id}: no results to replay")
     recorded = load_results(base / spec.results, spec.side)
-    replayed = evaluate_column(manifest_path, column_id, workdir, cache_mode="replay",
-                               names=[r.name for r in recorded.results], repo_root=repo_root)
+    replayed = _evaluate_column(manifest, base, spec, workdir, cache_mode="replay",
+                                names=[r.name for r in recorded.results], repo_root=repo_root)
     return recorded, replayed
 
 
@@ -431,27 +431,25 @@ def run_column(manifest_path: Path, column_id: str, workdir: Path, *, cache_mode
     target = base / spec.results
     if target.exists():
         raise SelfhealError(f"{target}: already recorded (the test split runs once per column)")
-    result = evaluate_column(manifest_path, column_id, workdir, cache_mode=cache_mode, repo_root=repo_root)
+    result = _evaluate_column(manifest, base, spec, workdir, cache_mode=cache_mode, repo_root=repo_root)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, result.model_dump_json(indent=2) + "\n")
     return result
 
 
-def evaluate_column(manifest_path: Path, column_id: str, workdir: Path, *, cache_mode: str,
-                    names: list[str] | None = None, repo_root: Path = ROOT) -> ExperimentResult:
+def _evaluate_column(manifest: Manifest, base: Path, spec: ColumnSpec, workdir: Path, *, cache_mode: str,
+                     names: list[str] | None = None, repo_root: Path = ROOT) -> ExperimentResult:
     """Evaluate a column's frozen prompts and cheatsheet on the manifest's split in a scratch repository.
 
     ``workdir`` gets the frozen prompts and cheatsheet, the dataset (without
     caches and experiments) and selfheal.yaml, plus the column's overrides and
-    ``model.cache_mode``/``cache_dir`` on the column's cache.
+    ``model.cache_mode``/``cache_dir`` on the column's cache (``base``: the manifest's directory).
     """
     from selfheal.config import load_settings
     from selfheal.evaluation.evaluate import evaluate
 
-    manifest, base = load_manifest(manifest_path)
-    spec = _column(manifest, column_id)
     if not (spec.prompts and spec.cache):
-        raise SelfhealError(f"column {column_id}: a test run needs its frozen 'prompts' and its 'cache'")
+        raise SelfhealError(f"column {spec.id}: a test run needs its frozen 'prompts' and its 'cache'")
     agent = agent_of(manifest, base)
     dataset = manifest.dataset or agent
     workdir = Path(workdir)

@@ -33,7 +33,8 @@ def _compare_module():  # type: ignore[no-untyped-def]
     return module
 
 
-PROTOCOLS = dict(_compare_module().PROTOCOLS)  # compare.py's protocol table (one definition: the bench script's)
+COMPARE = _compare_module()
+PROTOCOLS = dict(COMPARE.PROTOCOLS)  # compare.py's protocol table (one definition: the bench script's)
 
 pytestmark = pytest.mark.skipif(not RESULTS, reason="no committed protocol comparison")
 
@@ -62,13 +63,12 @@ def test_every_recorded_decision_replays_to_the_same_verdict(result: Path) -> No
 @pytest.mark.parametrize("result", RESULTS[:1], ids=lambda p: p.stem)
 def test_a_narrower_rerun_keeps_the_other_decisions_and_their_time(result: Path, tmp_path: Path) -> None:
     """``compare.py --agents X`` merges into the saved report: every decision's time stays counted."""
-    compare = _compare_module()
     saved = ProbeReport.model_validate_json(result.read_text())
     rerun_ids = {s.probe_id for s in saved.scores[:3]}
     rerun = saved.model_copy(update={"scores": saved.scores[:3], "wall_seconds": 12.0})
     path = tmp_path / result.name
     path.write_text(result.read_text())
-    merged = compare._merged(rerun, path)
+    merged = COMPARE._merged(rerun, path)
     assert sorted(s.probe_id for s in merged.scores) == sorted(s.probe_id for s in saved.scores)
     kept = sum(s.decision.seconds for s in saved.scores if s.probe_id not in rerun_ids)
     assert merged.wall_seconds == pytest.approx(12.0 + kept, abs=0.1)
