@@ -275,7 +275,7 @@ def test_retrieval_filters_status_and_task_type() -> None:
 
 def test_retrieval_ties_break_by_id_and_own_type_without_overlap() -> None:
     entries = [
-        _h("heur-q2", "lambda_timeout", "same words", "same words"),
+        _h("heur-q2", "lambda_timeout", "words same", "words same"),  # the same bag of words, another text
         _h("heur-q1", "lambda_timeout", "same words", "same words"),
         _h("heur-general", "general", "unrelated", "unrelated"),
     ]

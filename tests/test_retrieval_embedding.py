@@ -14,6 +14,7 @@ from selfheal.cheatsheet.counters import CounterStore
 from selfheal.cheatsheet.embedding_index import EmbeddingIndex
 from selfheal.cheatsheet.model import Cheatsheet, Heuristic, Source
 from selfheal.cheatsheet.ranking import clear_index_cache, retrieve_entries, retrieve_for_run
+from selfheal.cheatsheet.retrieval import BM25Retriever
 from selfheal.config import load_settings
 from selfheal.models.embeddings import EmbeddingSettings, FakeEmbedder, clear_embedder_cache, normalize_rows
 
@@ -57,7 +58,7 @@ class KeywordEmbedder:
 
 TIMEOUT_ENTRIES = (
     heur("heur-timeout-a", "function hits its timeout", "raise the timeout setting"),
-    heur("heur-timeout-b", "function hits its timeout", "raise the timeout setting"),
+    heur("heur-timeout-b", "function reaches its timeout", "raise the timeout value"),  # same vector, other words
     heur("heur-memory", "memory pressure", "raise memory"),
 )
 
@@ -112,6 +113,22 @@ def test_retired_entries_are_never_retrieved() -> None:
     )
     got = retrieve_entries(cs, "lambda timeout", task_type=None, top_k=5, embedder=FakeEmbedder())
     assert [r.entry.id for r in got] == ["heur-now"]
+
+
+def test_the_same_lesson_filed_under_two_types_is_shown_once() -> None:
+    cs = sheet(
+        heur("heur-copy-general", "function hits its timeout", "raise the timeout setting"),
+        heur("heur-copy-own", "function hits its timeout", "raise the timeout setting", task_type="lambda_timeout"),
+        heur("heur-other", "function hits its timeout", "read the timeout logs first"),
+    )
+    for embedder in (KeywordEmbedder(), FakeEmbedder()):
+        got = retrieve_entries(cs, "function timeout", task_type="lambda_timeout", top_k=2, embedder=embedder)
+        ids = [r.entry.id for r in got]
+        assert len(ids) == 2 and "heur-other" in ids  # the freed slot goes to the next lesson
+        assert len({"heur-copy-general", "heur-copy-own"} & set(ids)) == 1
+    got = BM25Retriever(cs.entries).retrieve("function timeout", task_type="lambda_timeout", top_k=2)
+    ids = [r.entry.id for r in got]
+    assert len(ids) == 2 and "heur-other" in ids
 
 
 def test_task_type_filter_keeps_own_type_and_general() -> None:

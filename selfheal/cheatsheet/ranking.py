@@ -94,6 +94,8 @@ class _Prepared:
     status: np.ndarray
     general: np.ndarray
     task_types: np.ndarray
+    #: rows whose text repeats an earlier row's (the same lesson filed twice): how many, at most
+    repeated_texts: int = 0
     _masks: dict[tuple[str | None, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
@@ -106,6 +108,7 @@ class _Prepared:
             status=np.array([_STATUS_CODE[e.status] for e in live], dtype=np.int8),
             general=np.array([e.is_general for e in live], dtype=bool),
             task_types=np.array([e.task_type for e in live], dtype=object),
+            repeated_texts=len(live) - len({e.text() for e in live}),
         )
 
     def masks(self, task_type: str | None, status: int) -> tuple[np.ndarray, np.ndarray]:
@@ -247,7 +250,11 @@ def retrieve_entries(
     cache_dir: Path | None = None,
     min_similarity: float = MIN_SIMILARITY,
 ) -> list[Retrieved]:
-    """The top-k active entries for ``task`` plus at most ``candidate_slots`` candidates (marked)."""
+    """The top-k active entries for ``task`` plus at most ``candidate_slots`` candidates (marked).
+
+    An entry whose text is one already shown is skipped: the same lesson filed
+    under two task types would otherwise fill two slots and be read twice.
+    """
     if top_k <= 0 or not len(cheatsheet):
         return []
     prep = prepared_index(cheatsheet, embedder, cache_dir)
@@ -255,12 +262,18 @@ def retrieve_entries(
         return []
     sims = prep.index.similarities(query_vector(embedder, task))
     out: list[Retrieved] = []
-    rows, own = prep.masks(task_type, _ACTIVE)
-    for r, score, sim in _rank(prep, sims, rows, own, top_k, counters, min_similarity):
-        out.append(Retrieved(entry=prep.entries[r], score=score, similarity=sim))
-    rows, own = prep.masks(task_type, _CANDIDATE)
-    for r, score, sim in _rank(prep, sims, rows, own, max(candidate_slots, 0), counters, min_similarity):
-        out.append(Retrieved(entry=prep.entries[r], score=score, similarity=sim, candidate=True))
+    texts: set[str] = set()
+    for status, k, candidate in ((_ACTIVE, top_k, False), (_CANDIDATE, max(candidate_slots, 0), True)):
+        rows, own = prep.masks(task_type, status)
+        taken = 0
+        for r, score, sim in _rank(prep, sims, rows, own, k + prep.repeated_texts, counters, min_similarity):
+            if taken >= k:
+                break
+            if (text := prep.entries[r].text()) in texts:
+                continue
+            texts.add(text)
+            taken += 1
+            out.append(Retrieved(entry=prep.entries[r], score=score, similarity=sim, candidate=candidate))
     return out
 
 

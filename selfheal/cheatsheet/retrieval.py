@@ -99,7 +99,9 @@ class BM25Retriever:
 
         An entry with no word in common with the task is still shown when it
         is of the run's own (non-general) task type: the classifier already
-        judged it relevant. General entries need a lexical match.
+        judged it relevant. General entries need a lexical match. An entry
+        whose text is one already shown is skipped (the same lesson filed
+        under two task types would otherwise fill two slots and be read twice).
         """
         if top_k <= 0:
             return []
@@ -111,7 +113,15 @@ class BM25Retriever:
             if score > 0.0 or own_type:
                 ranked.append((score, entry.id, entry))
         ranked.sort(key=lambda r: (-r[0], r[1]))
-        return [Retrieved(entry=e, score=s) for s, _, e in ranked[:top_k]]
+        shown: list[Retrieved] = []
+        texts: set[str] = set()
+        for score, _, entry in ranked:
+            if len(shown) >= top_k:
+                break
+            if (text := entry.text()) not in texts:
+                texts.add(text)
+                shown.append(Retrieved(entry=entry, score=score))
+        return shown
 
 
 _INDEXES: dict[tuple[tuple[str, str, str, str], ...], BM25Retriever] = {}
