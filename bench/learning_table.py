@@ -60,7 +60,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from selfheal.errors import SelfhealError  # noqa: E402
-from selfheal.evaluation.columns import Column, ColumnTable, compare_columns  # noqa: E402
+from selfheal.evaluation.columns import Column, ColumnStats, ColumnTable, compare_columns  # noqa: E402
 from selfheal.evaluation.results import ExampleResult, ExperimentResult  # noqa: E402
 from selfheal.tokens import count_tokens  # noqa: E402
 from selfheal.yamlio import atomic_write_text, read_yaml, to_plain  # noqa: E402
@@ -338,6 +338,14 @@ def _secs(x: float | None) -> str:
     return f"{x:.1f} s" if x < 120 else f"{x / 60:.1f} min" if x < 7200 else f"{x / 3600:.2f} h"
 
 
+def _example_time(c: ColumnStats) -> str:
+    """Wall time per test example; with the model's recorded generation time when a replay made the wall ~0."""
+    wall = _secs(c.mean_latency_s)
+    if c.mean_model_s is None or c.mean_latency_s is None or c.mean_latency_s >= c.mean_model_s / 2:
+        return wall
+    return f"{wall} (model {_secs(c.mean_model_s)} recorded)"
+
+
 def to_markdown(t: LearningTable) -> str:
     ref = t.table.reference
     lines = [f"## Learning table: {t.agent} ({t.split} split)", "",
@@ -362,7 +370,7 @@ def to_markdown(t: LearningTable) -> str:
             f"| {c.label} | {c.passed}/{c.n} ({_pct(c.rate)}) | {ci} | {delta} | {p}"
             f" | {'–' if is_ref else c.fail_to_pass} | {'–' if is_ref else c.pass_to_fail} | {c.no_verdict}"
             f" | {_num(cost.get('tokens'))} | {_secs(cost.get('wall_s'))} | {_num(cost.get('model_calls'))}"
-            f" | {_num(c.mean_tokens)} | {_secs(c.mean_latency_s)} | {ctx} |")
+            f" | {_num(c.mean_tokens)} | {_example_time(c)} | {ctx} |")
     ran = [c for c in t.table.columns if c.status == "ok"]
     for kind in ["task_type", *t.group_by]:
         rows = [g for g in t.table.groups if g.kind == kind]

@@ -138,10 +138,12 @@ def test_step_limit_and_tool_errors_are_bounded(repo: Path) -> None:
             call("update_memory", {"function_name": "checkout-api", "memory_mb": 99999}),
             call("list_functions", {}),
             call("list_functions", {}),
-        ]
+        ],
+        latency_s=0.02,
     )
     out = run_task(settings, scenario="lambda_timeout", model=model, learn=False)
     assert out.steps == 3 and out.stop_reason == "step_limit"
+    assert out.model_s is not None and 0.06 <= out.model_s <= out.latency_s  # 3 replies, no cache: timed live
     assert not out.success and out.error_type == "step_limit"
     statuses = [c["status"] for c in out.tool_calls]
     assert statuses == ["error", "error", "success"]
@@ -248,6 +250,9 @@ def test_record_then_replay_reproduces_a_run_offline(repo: Path) -> None:
     assert replayed.success
     assert replayed.tool_calls == recorded.tool_calls
     assert replayed.used_entries == recorded.used_entries
+    # the replay took no model time, but reports what the run cost when it was recorded
+    assert recorded.model_s is not None and recorded.model_s > 0
+    assert replayed.model_s == recorded.model_s
 
     with pytest.raises(CacheMissError) as info:
         run_task(settings, "a task nobody recorded", scenario="lambda_timeout", model=make_chat_model(settings))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.learning_table import LearningCost, build_table, learning_cost, main, to_markdown
+from bench.learning_table import LearningCost, _example_time, build_table, learning_cost, main, to_markdown
 from selfheal.errors import SelfhealError
-from selfheal.evaluation.columns import Column, compare_columns
+from selfheal.evaluation.columns import Column, column_stats, compare_columns
 from tests.helpers.eval_results import example, experiment
 
 NAMES = [f"e{i}" for i in range(10)]
@@ -196,3 +196,14 @@ def test_columns_need_distinct_ids_and_a_known_reference() -> None:
     # a reference that was not run: every column still reports its own numbers, nothing paired
     t = compare_columns([Column("seed", "seed", None, "crashed"), Column("b", "b", exp)], "seed")
     assert t.columns[1].passed == 3 and t.columns[1].mcnemar_p is None
+
+
+def test_a_replayed_column_shows_the_model_time_its_responses_were_recorded_with() -> None:
+    def column(latency: float, model_s: list[float | None]) -> str:
+        result = experiment([example(f"e{i}", True, latency_s=latency).model_copy(update={"model_s": s})
+                             for i, s in enumerate(model_s)])
+        return _example_time(column_stats(Column(id="c", label="c", result=result), None))
+
+    assert column(0.02, [30.0, 40.0]) == "0.0 s (model 35.0 s recorded)"  # replayed: ~0 s of wall time
+    assert column(37.0, [30.0, 40.0]) == "37.0 s"                         # live: the wall time says it
+    assert column(0.02, [30.0, None]) == "0.0 s"  # an old recording without times: no partial mean

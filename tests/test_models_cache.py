@@ -223,3 +223,21 @@ def test_a_cache_without_redactor_stores_verbatim(tmp_path: Path) -> None:
                                  cache_dir=tmp_path / "cache", redactor=None)
     model.invoke([HumanMessage("mail jane.doe@example.com")])
     assert b"jane.doe@example.com" in next((tmp_path / "cache").rglob("*.json")).read_bytes()
+
+
+def test_a_replay_reports_the_generation_time_it_was_recorded_with(tmp_path: Path) -> None:
+    recorded = _recorder(tmp_path, ScriptedChatModel([_call_reply()], latency_s=0.05)).invoke(_conversation())
+    seconds = recorded.response_metadata["generation_s"]
+    assert recorded.response_metadata["cache"] == "record" and seconds >= 0.05
+    path = next((tmp_path / "cache").rglob("*.json"))
+    assert json.loads(path.read_text())["generation_s"] == seconds
+
+    replayed = _replayer(tmp_path).invoke(_conversation())
+    assert replayed.response_metadata["cache"] == "replay"
+    assert replayed.response_metadata["generation_s"] == seconds
+
+    # a recording older than the field replays with no time rather than a made-up one
+    data = json.loads(path.read_text())
+    del data["generation_s"]
+    path.write_text(json.dumps(data))
+    assert "generation_s" not in _replayer(tmp_path).invoke(_conversation()).response_metadata

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -283,6 +283,7 @@ def _invoke_model(rc: RunContext, bound: Any, messages: list[BaseMessage], confi
     """One model turn; ``sampling`` (temperature, seed) overrides the model's for this call only."""
     from selfheal.models.openai_chat import as_model_error
 
+    started = time.perf_counter()
     try:
         reply = bound.invoke(messages, config=config, **sampling)
     except Exception as exc:
@@ -292,7 +293,22 @@ def _invoke_model(rc: RunContext, bound: Any, messages: list[BaseMessage], confi
         raise err from None
     if not isinstance(reply, AIMessage):  # pragma: no cover - chat models return AIMessage
         reply = AIMessage(content=str(getattr(reply, "content", reply)))
+    if "generation_s" not in reply.response_metadata and reply.response_metadata.get("cache") != "replay":
+        # no cache wrapper timed it: the call's own time (a replay without a recorded time stays unknown)
+        seconds = round(time.perf_counter() - started, 3)
+        reply = reply.model_copy(update={"response_metadata": {**reply.response_metadata, "generation_s": seconds}})
     return reply
+
+
+def generation_seconds(replies: Sequence[BaseMessage]) -> float | None:
+    """Seconds the model spent on these replies, live or as recorded; None when no reply says.
+
+    A replayed run takes no time; this is what it cost when its responses were
+    generated, so a replayed learning column reports its live cost per example.
+    """
+    known = [float(m.response_metadata["generation_s"]) for m in replies
+             if isinstance(m, AIMessage) and m.response_metadata.get("generation_s") is not None]
+    return round(sum(known), 3) if known else None
 
 
 def _run_tool_call(rc: RunContext, call: dict[str, Any], config: RunnableConfig) -> ToolMessage:
@@ -383,6 +399,7 @@ def execute_task(
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     nudges: list[str] = []
     repeats = 0
+    discarded: list[AIMessage] = []  # resampled replies: not in the conversation, but paid for
     seen: dict[str, tuple[int, Any]] = {}  # call -> (step, result) of its first run, for same_result
     resamples = rc.settings.thresholds.resample_repeats if rc.settings.thresholds.refuse_repeats else 0
     while True:
@@ -398,6 +415,7 @@ def execute_task(
             # the call just made, again: sample another reply (seeded, so a recording replays)
             repeats += 1
             _add_usage(usage, reply)
+            discarded.append(reply)
             reply = _invoke_model(rc, bound, prompt, config, temperature=RESAMPLE_TEMPERATURE,
                                   seed=rc.settings.model.seed + attempt)
         messages.append(reply)
@@ -452,7 +470,8 @@ def execute_task(
             )
 
     run = ExecutionResult(messages=messages, steps=steps, stop_reason=stop_reason, tool_calls=tool_calls,
-                          final_answer=final_text, usage=usage, nudges=nudges, repeats=repeats)
+                          final_answer=final_text, usage=usage, nudges=nudges, repeats=repeats,
+                          model_s=generation_seconds([*discarded, *messages]))
     return _record_execution(state, entries, system_prompt, started, run)
 
 
@@ -468,6 +487,7 @@ class ExecutionResult:
     usage: dict[str, int]
     nudges: list[str] = field(default_factory=list)
     repeats: int = 0
+    model_s: float | None = None  # see generation_seconds
 
 
 def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_prompt: str, started: float,
@@ -489,6 +509,7 @@ def _record_execution(state: AgentState, entries: list[dict[str, Any]], system_p
         usage=run.usage,
         system_prompt_tokens=count_tokens(system_prompt),
         latency_s=round(time.perf_counter() - started, 4),
+        model_s=run.model_s,
     )
     history = list(state.get("execution_history") or [])
     history.append(record.to_state())
@@ -562,7 +583,7 @@ def run_executor(executor: Any, messages: list[BaseMessage], config: RunnableCon
             final_text = m.text if hasattr(m, "text") else str(m.content)
     stop_reason = "answered" if final_text or not new or not isinstance(new[-1], ToolMessage) else "no_answer"
     return ExecutionResult(messages=[*messages, *new], steps=steps, stop_reason=stop_reason, tool_calls=tool_calls,
-                           final_answer=final_text, usage=usage)
+                           final_answer=final_text, usage=usage, model_s=generation_seconds(new))
 
 
 def _efficiency(record: ExecutionRecord, max_steps: int) -> float:

@@ -80,6 +80,9 @@ class ExecutionRecord(_Record):
     usage: dict[str, int] = Field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0})
     system_prompt_tokens: int = 0
     latency_s: float = 0.0
+    #: the model's generation time over the run's replies, live or as recorded (None: unknown);
+    #: a replayed run's latency is ~0, this is what it cost when its responses were generated
+    model_s: float | None = None
     evaluation: Evaluation | None = None
     learning: LearningRecord | None = None
 

@@ -49,6 +49,7 @@ class RunOutcome:
     trace_store: str
     efficiency_score: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    model_s: float | None = None  # the model's generation time, live or as recorded (ExecutionRecord.model_s)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,6 +260,7 @@ def run_task(
             trace_store=str(settings.trace_store_path),
             efficiency_score=evaluation.efficiency_score,
             extra={"learning": learning_record} if learning_record else {},
+            model_s=record.model_s,
         )
     finally:
         if owns_session and session is not None:

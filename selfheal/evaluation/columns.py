@@ -60,6 +60,9 @@ class ColumnStats(_Model):
     missing_here: list[str] = Field(default_factory=list)      # reference examples this column lacks
     mean_tokens: float | None = None  # per test example
     mean_latency_s: float | None = None
+    #: mean model generation time per example, live or as recorded (replayed runs' latency is ~0);
+    #: None unless every example knows it
+    mean_model_s: float | None = None
 
 
 class GroupCell(_Model):
@@ -106,6 +109,8 @@ def column_stats(column: Column, reference: ExperimentResult | None) -> ColumnSt
         no_verdict=sum(1 for r in rs if r.status != "ok"),
         mean_tokens=_mean([float(r.total_tokens) for r in rs]),
         mean_latency_s=_mean([float(r.latency_s) for r in rs]),
+        mean_model_s=_mean(known) if (known := [r.model_s for r in rs if r.model_s is not None])
+        and len(known) == len(rs) else None,
     )
     if reference is None:
         return stats

@@ -46,6 +46,7 @@ class ExampleResult(BaseModel):
     error: str | None = None      # one line: why the example could not be evaluated
     attempts: int = 1
     latency_s: float = 0.0
+    model_s: float | None = None  # the model's generation time, live or as recorded (None: not known)
     steps: int = 0
     total_tokens: int = 0
     prompt_tokens: int = 0

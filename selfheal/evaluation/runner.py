@@ -289,6 +289,7 @@ class _Run:
             status="ok",
             attempts=max(1, attempts),
             latency_s=outcome.latency_s,
+            model_s=outcome.model_s,
             steps=outcome.steps,
             total_tokens=int(usage.get("total_tokens", 0) or 0),
             prompt_tokens=int(usage.get("input_tokens", 0) or 0),

@@ -17,6 +17,10 @@ redacted (``selfheal.redact``, stable placeholders such as
 response before it is written. The same task with the same secret therefore
 has the same key on record and on replay, and a replayed response carries the
 placeholders, never the secret.
+
+Every response the wrapper returns says where it came from and what it cost in
+its ``response_metadata``: ``cache`` ("record" or "replay") and ``generation_s``
+(measured now, or as recorded; absent for a recording older than that field).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +85,9 @@ class CachedResponse(_Record):
     recorded_at: str
     request: RequestSummary
     response: StoredMessage
+    #: Seconds the model took to generate the response when it was recorded (None: recorded before
+    #: this was kept). A replay takes no time; this is what the run would have cost live.
+    generation_s: float | None = None
 
 
 # -- keys -----------------------------------------------------------------------
@@ -163,14 +171,15 @@ def _to_stored(message: AIMessage) -> StoredMessage:
     )
 
 
-def _from_stored(stored: StoredMessage) -> AIMessage:
+def _from_stored(stored: StoredMessage, generation_s: float | None = None) -> AIMessage:
+    timing = {} if generation_s is None else {"generation_s": generation_s}
     return AIMessage(
         content=stored.content,
         tool_calls=[{"name": tc["name"], "args": tc["args"], "id": tc.get("id"), "type": "tool_call"}
                     for tc in stored.tool_calls],
         invalid_tool_calls=[{**tc, "type": "invalid_tool_call"} for tc in stored.invalid_tool_calls],
         usage_metadata=stored.usage_metadata,  # type: ignore[arg-type]
-        response_metadata={**stored.response_metadata, "cache": "replay"},
+        response_metadata={**stored.response_metadata, "cache": "replay", **timing},
     )
 
 
@@ -290,7 +299,8 @@ class CachedChatModel(BaseChatModel):
             loc = ".".join(str(p) for p in err.get("loc", ()))
             raise FileFormatError(path, None, f"invalid cached response ({loc}: {err['msg']})") from None
 
-    def store(self, key: str, messages: Sequence[BaseMessage], message: AIMessage, **kwargs: Any) -> Path:
+    def store(self, key: str, messages: Sequence[BaseMessage], message: AIMessage, *,
+              generation_s: float | None = None, **kwargs: Any) -> Path:
         from selfheal.yamlio import atomic_write_text
 
         tools = kwargs.get("tools") or []
@@ -310,6 +320,7 @@ class CachedChatModel(BaseChatModel):
                 params=json.loads(_canonical_json({**self.params, **params})),
             ),
             response=response,
+            generation_s=generation_s,
         )
         path = self.path_for(key)
         atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
@@ -357,7 +368,7 @@ class CachedChatModel(BaseChatModel):
                     key = legacy
         if cached is not None:
             note_key(self.cache_dir, key, "replay")
-            message = _from_stored(cached.response)
+            message = _from_stored(cached.response, cached.generation_s)
         elif self.mode == "replay":
             raise CacheMissError(
                 f"replay: no recorded response {key[:12]} for model {self.identity} "
@@ -366,10 +377,11 @@ class CachedChatModel(BaseChatModel):
                 "record it with model.cache_mode=record"
             )
         else:
+            started = time.perf_counter()
             message = self._call_inner(list(messages), stop, **kwargs)
-            self.store(key, messages, message, **kwargs)
+            seconds = round(time.perf_counter() - started, 3)
+            self.store(key, messages, message, generation_s=seconds, **kwargs)
             note_key(self.cache_dir, key, "record")
-            message = message.model_copy(
-                update={"response_metadata": {**message.response_metadata, "cache": "record"}}
-            )
+            message = message.model_copy(update={"response_metadata": {
+                **message.response_metadata, "cache": "record", "generation_s": seconds}})
         return ChatResult(generations=[ChatGeneration(message=message)], llm_output={"cache_key": key})
