@@ -117,6 +117,31 @@ def test_weights_and_threshold_combine() -> None:
     assert evaluate_outcome(ex, outcome(), strict)[0] is False
 
 
+def test_a_question_with_a_wrong_answer_fails_when_output_is_required() -> None:
+    # a read-only question: the checks only say nothing changed, the answer is the result
+    unchanged = [{"description": "fulfilment-router: unchanged", "passed": True, "detail": "as declared"}]
+    question = example({"regex": [r"\b1,?5\d\d\s*ms\b"]}, n_checks=1)
+    wrong = outcome(checks=unchanged, verified=True, final_answer="The p99 is 260 ms.")
+    ok, score, _ = evaluate_outcome(question, wrong, CONFIG)
+    assert ok and score == 0.75  # the checks' weight alone passed it (3 of 4)
+    strict = EvaluatorConfig(required=["output"])
+    ok, score, scores = evaluate_outcome(question, wrong, strict)
+    assert not ok and score == 0.75 and by_key(scores)["output"].required
+    assert evaluate_outcome(question, outcome(checks=unchanged, verified=True, final_answer="p99: 1594 ms"),
+                            strict)[0]
+    # an example may require it on its own; an action without answer assertions is unaffected
+    ok, _, _ = evaluate_outcome(example({"regex": [r"1594"], "required": ["output"]}, n_checks=1), wrong, CONFIG)
+    assert not ok
+    assert evaluate_outcome(example(n_checks=2), outcome(checks=CHECKS_OK, verified=True), strict)[0]
+
+
+def test_required_names_a_known_evaluator() -> None:
+    with pytest.raises(ValueError, match=r"unknown evaluator\(s\) answer"):
+        EvaluatorConfig(required=["answer"])
+    with pytest.raises(ValueError, match="unknown evaluator"):
+        ExpectSpec.model_validate({"required": ["answer"]})
+
+
 def test_plain_example_without_expectations_uses_the_agent_verdict() -> None:
     cfg = EvaluatorConfig()
     ok, _, scores = evaluate_outcome(example(), outcome(success=False, reason="no tool changed anything"), cfg)

@@ -73,8 +73,15 @@ class ExpectSpec(_Strict):
     limits: LimitsSpec | None = None
     judge: JudgeSpec | None = None
     weights: dict[str, float] = Field(default_factory=dict)
+    #: evaluators that must pass for this example, beside the dataset's ``evaluators.required``
+    required: list[str] = Field(default_factory=list)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @field_validator("required")
+    @classmethod
+    def _required_known(cls, v: list[str]) -> list[str]:
+        return _known_evaluators(v)
 
     @field_validator("regex")
     @classmethod
@@ -115,6 +122,13 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 
 
+def _known_evaluators(names: list[str]) -> list[str]:
+    unknown = sorted(set(names) - set(DEFAULT_WEIGHTS))
+    if unknown:
+        raise ValueError(f"unknown evaluator(s) {', '.join(unknown)} (known: {', '.join(DEFAULT_WEIGHTS)})")
+    return names
+
+
 class CustomEvaluatorSpec(_Strict):
     """A team's evaluator: ``module:function`` with LangSmith's evaluator shape (see evaluation/custom.py)."""
 
@@ -133,6 +147,15 @@ class EvaluatorConfig(_Strict):
     limits: LimitsSpec = Field(default_factory=LimitsSpec)
     judge: JudgeDefaults = Field(default_factory=JudgeDefaults)
     custom: list[CustomEvaluatorSpec] = Field(default_factory=list)
+    #: evaluators that must pass, not only count in the weighted score. The state checks always
+    #: are; e.g. ``[output]`` when a question's answer is its result: a read-only run that leaves
+    #: the account unchanged would otherwise pass on the checks' weight with a wrong answer.
+    required: list[str] = Field(default_factory=list)
+
+    @field_validator("required")
+    @classmethod
+    def _required_known(cls, v: list[str]) -> list[str]:
+        return _known_evaluators(v)
 
     @field_validator("weights")
     @classmethod

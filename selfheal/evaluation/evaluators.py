@@ -5,8 +5,9 @@ reviewer understands without opening the trace ("checks 2/3: checkout-api
 timeout_s >= 8 is 5"). The example's score is the weighted mean of the
 evaluators that apply to it; it passes when every *required* evaluator passes
 (the environment's state checks are required: an agent that leaves the
-account broken fails, whatever it wrote) and the score reaches the dataset's
-``pass_threshold``.
+account broken fails, whatever it wrote; the dataset's ``evaluators.required``
+and an example's ``expect.required`` add others, e.g. ``output`` for questions)
+and the score reaches the dataset's ``pass_threshold``.
 """
 
 from __future__ import annotations
@@ -235,6 +236,8 @@ def evaluate_outcome(
         scores.extend(score_custom(spec, fn, example, outcome))
     if not any(s.weight > 0 for s in scores):
         scores.append(score_outcome(outcome, _weight("outcome", example, config)))
+    must = {*config.required, *example.expect.required}
+    scores = [s.model_copy(update={"required": True}) if s.key in must and not s.required else s for s in scores]
     return combine(scores, config.pass_threshold)
 
 
