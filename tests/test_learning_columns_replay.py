@@ -45,6 +45,8 @@ def assert_same_verdicts(recorded: ExperimentResult, replayed: ExperimentResult)
             assert (got[name].passed, got[name].status) == (rec.passed, "ok"), name
         else:  # recorded without a verdict: it must not become a pass on replay
             assert not got[name].passed, name
+        if rec.model_s is not None:  # recorded with generation times: the replay reports the same model time
+            assert got[name].model_s == pytest.approx(rec.model_s, rel=0.1, abs=2.0), name
 
 
 @pytest.fixture(autouse=True)
