@@ -28,20 +28,17 @@ if str(ROOT) not in sys.path:
 
 def rescore_side(side: dict[str, Any], dataset: Any) -> list[str]:
     """Re-judge one ExperimentResult's examples in place; the names whose verdict changed."""
-    from selfheal.evaluation.evaluators import combine
+    from selfheal.evaluation.evaluators import verdict
     from selfheal.evaluation.results import EvaluatorScore
 
-    config = dataset.spec.evaluators
     by_name = {e.name: e for e in dataset.examples}
     changed = []
     for r in side["results"]:
-        if r.get("status") != "ok" or not r.get("scores"):
-            continue
         example = by_name.get(r["name"])
-        must = {*config.required, *(example.expect.required if example else [])}
+        if r.get("status") != "ok" or not r.get("scores") or example is None:
+            continue  # no verdict to move, or an example the dataset no longer has
         scores = [EvaluatorScore.model_validate(s) for s in r["scores"]]
-        scores = [s.model_copy(update={"required": True}) if s.key in must else s for s in scores]
-        passed, score, scores = combine(scores, config.pass_threshold)
+        passed, score, scores = verdict(scores, example, dataset.spec.evaluators)
         if passed != r["passed"]:
             changed.append(f"{r['name']}: {'pass' if r['passed'] else 'fail'} -> {'pass' if passed else 'fail'}")
         r["passed"], r["score"] = passed, score

@@ -236,9 +236,19 @@ def evaluate_outcome(
         scores.extend(score_custom(spec, fn, example, outcome))
     if not any(s.weight > 0 for s in scores):
         scores.append(score_outcome(outcome, _weight("outcome", example, config)))
+    return verdict(scores, example, config)
+
+
+def verdict(scores: Sequence[EvaluatorScore], example: Example,
+            config: EvaluatorConfig) -> tuple[bool, float, list[EvaluatorScore]]:
+    """The verdict of an example's scores under its dataset's rules (required evaluators, threshold).
+
+    Also how a recorded result is re-judged when those rules change
+    (``scripts/rescore_results.py``): the scores are kept, only the verdict moves.
+    """
     must = {*config.required, *example.expect.required}
-    scores = [s.model_copy(update={"required": True}) if s.key in must and not s.required else s for s in scores]
-    return combine(scores, config.pass_threshold)
+    marked = [s.model_copy(update={"required": True}) if s.key in must and not s.required else s for s in scores]
+    return combine(marked, config.pass_threshold)
 
 
 def combine(scores: list[EvaluatorScore], pass_threshold: float) -> tuple[bool, float, list[EvaluatorScore]]:
