@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 
 from selfheal.agent.edges import recent_success_rate
 from selfheal.agent.nodes import parse_used_entries
@@ -275,3 +275,14 @@ def test_old_tool_results_are_shortened_to_fit_a_local_context_window() -> None:
     assert "elided" in fitted[3].content and len(fitted[3].content) < 500  # the oldest result shortened first
     assert fitted[-1].content == big  # the latest step's result is intact
     assert [type(m) for m in fitted] == [type(m) for m in msgs] and msgs[3].content == big  # a copy, same shape
+
+
+def test_model_time_is_unknown_rather_than_partial() -> None:
+    """A run mixing timed replies with a recording older than the times reports no model time, not a part of it."""
+    from selfheal.agent.nodes import generation_seconds
+
+    timed = AIMessage(content="a", response_metadata={"generation_s": 2.5})
+    old = AIMessage(content="b", response_metadata={"cache": "replay"})
+    assert generation_seconds([HumanMessage("task"), timed, timed]) == 5.0
+    assert generation_seconds([HumanMessage("task"), timed, old]) is None
+    assert generation_seconds([HumanMessage("task")]) is None

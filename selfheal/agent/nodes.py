@@ -300,15 +300,18 @@ def _invoke_model(rc: RunContext, bound: Any, messages: list[BaseMessage], confi
     return reply
 
 
-def generation_seconds(replies: Sequence[BaseMessage]) -> float | None:
-    """Seconds the model spent on these replies, live or as recorded; None when no reply says.
+def generation_seconds(messages: Sequence[BaseMessage]) -> float | None:
+    """Seconds the model spent on these messages' replies, live or as recorded; None unless every reply says.
 
     A replayed run takes no time; this is what it cost when its responses were
     generated, so a replayed learning column reports its live cost per example.
+    A run mixing timed replies with a recording older than the times would give
+    a partial sum that reads like a whole one: it is unknown instead.
     """
-    known = [float(m.response_metadata["generation_s"]) for m in replies
-             if isinstance(m, AIMessage) and m.response_metadata.get("generation_s") is not None]
-    return round(sum(known), 3) if known else None
+    times = [m.response_metadata.get("generation_s") for m in messages if isinstance(m, AIMessage)]
+    if not times or any(t is None for t in times):
+        return None
+    return round(sum(float(t) for t in times), 3)
 
 
 def _run_tool_call(rc: RunContext, call: dict[str, Any], config: RunnableConfig) -> ToolMessage:

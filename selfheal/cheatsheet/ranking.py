@@ -43,7 +43,7 @@ import numpy as np
 from selfheal.cheatsheet.counters import CounterStore, EntryStats
 from selfheal.cheatsheet.embedding_index import EmbeddingIndex, top_rows
 from selfheal.cheatsheet.model import Cheatsheet, CheatsheetEntry
-from selfheal.cheatsheet.retrieval import Retrieved
+from selfheal.cheatsheet.retrieval import Retrieved, first_distinct
 from selfheal.models.embeddings import Embedder
 
 if TYPE_CHECKING:
@@ -262,18 +262,12 @@ def retrieve_entries(
         return []
     sims = prep.index.similarities(query_vector(embedder, task))
     out: list[Retrieved] = []
-    texts: set[str] = set()
+    shown: set[str] = set()
     for status, k, candidate in ((_ACTIVE, top_k, False), (_CANDIDATE, max(candidate_slots, 0), True)):
         rows, own = prep.masks(task_type, status)
-        taken = 0
-        for r, score, sim in _rank(prep, sims, rows, own, k + prep.repeated_texts, counters, min_similarity):
-            if taken >= k:
-                break
-            if (text := prep.entries[r].text()) in texts:
-                continue
-            texts.add(text)
-            taken += 1
-            out.append(Retrieved(entry=prep.entries[r], score=score, similarity=sim, candidate=candidate))
+        ranked = _rank(prep, sims, rows, own, k + prep.repeated_texts, counters, min_similarity)
+        out += first_distinct((Retrieved(entry=prep.entries[r], score=score, similarity=sim, candidate=candidate)
+                               for r, score, sim in ranked), k, shown)
     return out
 
 

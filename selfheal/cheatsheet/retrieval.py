@@ -12,7 +12,7 @@ retrieval (:mod:`selfheal.cheatsheet.ranking`) implements the same
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
@@ -113,15 +113,23 @@ class BM25Retriever:
             if score > 0.0 or own_type:
                 ranked.append((score, entry.id, entry))
         ranked.sort(key=lambda r: (-r[0], r[1]))
-        shown: list[Retrieved] = []
-        texts: set[str] = set()
-        for score, _, entry in ranked:
-            if len(shown) >= top_k:
-                break
-            if (text := entry.text()) not in texts:
-                texts.add(text)
-                shown.append(Retrieved(entry=entry, score=score))
-        return shown
+        return first_distinct((Retrieved(entry=e, score=s) for s, _, e in ranked), top_k, set())
+
+
+def first_distinct(ranked: Iterable[Retrieved], k: int, seen: set[str]) -> list[Retrieved]:
+    """The first ``k`` whose entry's text is not in ``seen`` (theirs are added to it).
+
+    The same lesson filed under two task types would otherwise fill two slots
+    and be read twice; both retrievers show it once.
+    """
+    out: list[Retrieved] = []
+    for r in ranked:
+        if len(out) >= k:
+            break
+        if (text := r.entry.text()) not in seen:
+            seen.add(text)
+            out.append(r)
+    return out
 
 
 _INDEXES: dict[tuple[tuple[str, str, str, str], ...], BM25Retriever] = {}

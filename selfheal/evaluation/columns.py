@@ -98,6 +98,7 @@ def column_stats(column: Column, reference: ExperimentResult | None) -> ColumnSt
         return ColumnStats(id=column.id, label=column.label, status="not run", reason=column.not_run_reason)
     rs = column.result.results
     passed = sum(1 for r in rs if r.passed)
+    model_s = [r.model_s for r in rs if r.model_s is not None]  # known for every example, or no mean
     stats = ColumnStats(
         id=column.id,
         label=column.label,
@@ -109,8 +110,7 @@ def column_stats(column: Column, reference: ExperimentResult | None) -> ColumnSt
         no_verdict=sum(1 for r in rs if r.status != "ok"),
         mean_tokens=_mean([float(r.total_tokens) for r in rs]),
         mean_latency_s=_mean([float(r.latency_s) for r in rs]),
-        mean_model_s=_mean(known) if (known := [r.model_s for r in rs if r.model_s is not None])
-        and len(known) == len(rs) else None,
+        mean_model_s=_mean(model_s) if len(model_s) == len(rs) else None,
     )
     if reference is None:
         return stats
